@@ -1,0 +1,115 @@
+"""RecBole ``Config`` with this project's property files and stricter input checks.
+
+Precedence, lowest first: RecBole's internal defaults < ``properties/overall.yaml``
+< ``properties/dataset/<D>.yaml`` < ``properties/model/<M>.yaml`` <
+``properties/loss/<L>.yaml`` (generative models) < ``--config_files`` <
+``config_dict`` < command-line overrides.
+
+Unlike RecBole's ``Config`` it never reads ``sys.argv`` itself (overrides are
+passed in), names the file of a malformed YAML, and rejects option names that
+no property file or RecBole default knows.
+"""
+
+import difflib
+from pathlib import Path
+
+import yaml
+from recbole.config import Config
+from recbole.utils.argument_list import (
+    dataset_arguments,
+    evaluation_arguments,
+    general_arguments,
+    training_arguments,
+)
+
+from recbole_genrec.registry import get_loss, get_model, is_generative
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROPERTIES = PROJECT_ROOT / "properties"
+DATASET_ROOT = PROJECT_ROOT / "dataset"
+
+# options consumed by the entry point rather than by a property file
+RUN_OPTIONS = {"model", "dataset", "loss", "config_files", "result_file", "init_from"}
+
+
+class ConfigError(ValueError):
+    """A configuration file or option is invalid."""
+
+
+def property_files(model: str, dataset: str, loss: str | None) -> list[Path]:
+    files = [PROPERTIES / "overall.yaml", PROPERTIES / "dataset" / f"{dataset}.yaml",
+             PROPERTIES / "model" / f"{model}.yaml"]
+    if loss:
+        files += [PROPERTIES / "loss" / f"{part}.yaml" for part in loss.split("+")]
+    return [f for f in files if f.is_file()]
+
+
+def read_yaml(path, loader=yaml.FullLoader) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f.read(), Loader=loader)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: malformed YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
+    return data
+
+
+class GenRecConfig(Config):
+    def __init__(self, model, dataset, config_file_list=None, config_dict=None,
+                 cmd_overrides=None):
+        model_class = get_model(model)
+        config_dict = dict(config_dict or {})
+        cmd_overrides = dict(cmd_overrides or {})
+        loss = cmd_overrides.get("loss", config_dict.get("loss"))
+        if is_generative(model_class):
+            loss = loss or "ce"
+            for part in loss.split("+"):
+                get_loss(part)  # unknown loss -> error listing the valid ones
+        elif loss:
+            raise ConfigError(
+                f"--loss={loss} applies to generative models only; {model} is a RecBole "
+                "model and uses its own loss_type"
+            )
+        self._cmd_overrides = cmd_overrides
+        files = property_files(model, dataset, loss) + list(config_file_list or [])
+        super().__init__(model=model_class, dataset=dataset,
+                         config_file_list=[str(f) for f in files], config_dict=config_dict)
+        self.final_config_dict["loss"] = loss
+        self._check_option_names(config_dict, cmd_overrides)
+
+    # RecBole hooks -----------------------------------------------------------------
+    def _load_config_files(self, file_list):
+        merged = {}
+        for path in file_list or []:
+            merged.update(read_yaml(path, self.yaml_loader))
+        return merged
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        super()._load_internal_config_dict(model, model_class, dataset)
+        # RecBole's default is the relative "dataset/"; ours is the project's folder
+        self.internal_config_dict["data_path"] = str(DATASET_ROOT)
+
+    def _load_cmd_line(self):
+        return self._convert_config_dict(dict(self._cmd_overrides))
+
+    # checks ------------------------------------------------------------------------
+    def _check_option_names(self, *option_dicts):
+        known = set(self.internal_config_dict) | set(self.file_config_dict) | RUN_OPTIONS
+        for group in (general_arguments, training_arguments, evaluation_arguments,
+                      dataset_arguments):
+            known.update(group)
+        for options in option_dicts:
+            for name in options:
+                if name not in known:
+                    close = difflib.get_close_matches(name, sorted(known), n=3)
+                    hint = f"; did you mean {', '.join(close)}?" if close else ""
+                    raise ConfigError(
+                        f"unknown option {name!r} for model {self.model} and loss "
+                        f"{self.final_config_dict.get('loss')} (no property file or RecBole "
+                        f"default defines it){hint}"
+                    )

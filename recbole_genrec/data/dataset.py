@@ -1,0 +1,67 @@
+"""The dataset class every model of this project loads through.
+
+Classic (SASRec, BERT4Rec) and generative models share this class and the same
+``load_col``, so their leave-one-out splits are identical.  On top of RecBole's
+:class:`SequentialDataset` it checks the input instead of letting RecBole drop
+rows silently:
+
+* each requested column exists in its atomic file (error names file and field);
+* every item of the interactions has a row in ``.item`` with a semantic ID
+  (RecBole would drop those interactions in ``filter_inter_by_user_or_item``);
+* all semantic IDs have the same number of levels.
+"""
+
+from pathlib import Path
+
+from recbole.data.dataset import SequentialDataset
+
+from recbole_genrec.data.convert import DatasetFormatError
+
+
+class GenRecDataset(SequentialDataset):
+    def _load_feat(self, filepath, source):
+        load_col, _ = self._get_load_and_unload_col(source)
+        if load_col:
+            with open(filepath, encoding=self.config["encoding"]) as f:
+                header = f.readline().rstrip("\n").split(self.config["field_separator"])
+            present = {h.split(":")[0] for h in header}
+            missing = sorted(set(load_col) - present)
+            if missing:
+                raise DatasetFormatError(
+                    f"{filepath}: missing required field(s) {missing}; the header has "
+                    f"{sorted(present)} (set by load_col in the config)"
+                )
+        return super()._load_feat(filepath, source)
+
+    def _load_data(self, token, dataset_path):
+        super()._load_data(token, dataset_path)
+        sem_field = self.config["sem_id_field"]
+        if sem_field and self.item_feat is not None and sem_field in self.item_feat:
+            self._check_semantic_ids(Path(dataset_path) / f"{token}.item", sem_field)
+
+    def _check_semantic_ids(self, item_path: Path, sem_field: str):
+        item_field = self.iid_field
+        lengths = self.item_feat[sem_field].agg(len)
+        empty = self.item_feat[item_field][lengths == 0]
+        if len(empty):
+            raise DatasetFormatError(
+                f"{item_path}: item {empty.iloc[0]!r} has an empty '{sem_field}' "
+                f"({len(empty)} such items)"
+            )
+        if lengths.nunique() > 1:
+            first = int(lengths.iloc[0])
+            odd = self.item_feat[item_field][lengths != first]
+            raise DatasetFormatError(
+                f"{item_path}: semantic IDs of unequal length in '{sem_field}': item "
+                f"{odd.iloc[0]!r} has {int(lengths[lengths != first].iloc[0])} levels, "
+                f"item {self.item_feat[item_field].iloc[0]!r} has {first}"
+            )
+        known = set(self.item_feat[item_field])
+        inter_items = self.inter_feat[item_field]
+        unknown = inter_items[~inter_items.isin(known)]
+        if len(unknown):
+            raise DatasetFormatError(
+                f"{item_path}: item {unknown.iloc[0]!r} of the interactions has no row "
+                f"(and so no '{sem_field}') in the item file; {len(unknown)} interactions "
+                f"affected. RecBole would drop them silently."
+            )

@@ -1,0 +1,1 @@
+GENERATIVE_MODELS = {}

@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+# RecBole 1.2.1 is deliberately not in install_requires: its PyPI metadata pins
+# ray<=2.6.3, colorlog==4.7.2 and colorama==0.4.4, which conflict with today's
+# stack.  `make install` installs it with --no-deps after requirements.lock
+# (see README.md, "Installation").
+setup(
+    name="recbole-genrec",
+    version="0.1.0",
+    description="Generative recommendation (semantic IDs, beam search, APAO/BEAR losses) for RecBole",
+    packages=find_packages(include=["recbole_genrec", "recbole_genrec.*", "tuning", "tuning.*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        "torch>=2.6",
+        "numpy>=2,<3",
+        "pandas>=2.2,<3",
+        "scipy>=1.11",
+        "pyyaml>=6",
+        "ray[tune]>=2.40",
+        "optuna>=4",
+    ],
+    license="MIT",
+)
