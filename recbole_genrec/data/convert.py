@@ -132,6 +132,23 @@ def read_semantic_ids(path: Path) -> dict[int, list[int]]:
     return codes
 
 
+def read_texts(path: Path) -> dict[int, dict]:
+    """Parse ``{"item": {"title": ..., ...}}``; every record must be an object."""
+    raw = _load_json(path)
+    if not isinstance(raw, dict):
+        raise DatasetFormatError(f"{path}: expected an object {{item: {{title, ...}}}}")
+    texts = {}
+    for item, record in raw.items():
+        iid = _int_key(path, item, "item")
+        if not isinstance(record, dict):
+            raise DatasetFormatError(
+                f"{path}: item {item}: expected an object with fields {list(TEXT_FIELDS)}, "
+                f"got {type(record).__name__}"
+            )
+        texts[iid] = record
+    return texts
+
+
 def _clean_text(value, counter: list) -> str:
     text = "" if value is None else str(value)
     cleaned = _WHITESPACE.sub(" ", text)
@@ -157,7 +174,7 @@ def convert(src: Path, dst: Path, name: str | None = None) -> ConversionReport:
                 f"{inter_path.name}) has no semantic ID; {len(missing)} such "
                 f"interactions for this user"
             )
-    texts = _load_json(item_path) if item_path.exists() else None
+    texts = read_texts(item_path) if item_path.exists() else None
 
     report = ConversionReport(dataset=name)
     report.n_users = len(sequences)
@@ -187,7 +204,7 @@ def convert(src: Path, dst: Path, name: str | None = None) -> ConversionReport:
         for iid in sorted(codes):
             row = [str(iid), " ".join(map(str, codes[iid]))]
             if texts is not None:
-                record = texts.get(str(iid), {})
+                record = texts.get(iid, {})
                 row += [_clean_text(record.get(t), counter) for t in text_fields]
             writer.writerow(row)
     report.text_fields_whitespace_normalised = counter[0]
