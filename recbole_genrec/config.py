@@ -1,7 +1,8 @@
 """RecBole ``Config`` with this project's property files and stricter input checks.
 
 Precedence, lowest first: RecBole's internal defaults < ``properties/overall.yaml``
-< ``properties/dataset/<D>.yaml`` < ``properties/model/<M>.yaml`` <
+< ``properties/dataset/<D>.yaml`` < ``properties/generative.yaml`` (generative
+models) < ``properties/model/<M>.yaml`` <
 ``properties/loss/<L>.yaml`` (generative models) < ``--config_files`` <
 ``config_dict`` < command-line overrides.
 
@@ -37,8 +38,10 @@ class ConfigError(ValueError):
 
 
 def property_files(model: str, dataset: str, loss: str | None) -> list[Path]:
-    files = [PROPERTIES / "overall.yaml", PROPERTIES / "dataset" / f"{dataset}.yaml",
-             PROPERTIES / "model" / f"{model}.yaml"]
+    files = [PROPERTIES / "overall.yaml", PROPERTIES / "dataset" / f"{dataset}.yaml"]
+    if loss:
+        files.append(PROPERTIES / "generative.yaml")
+    files.append(PROPERTIES / "model" / f"{model}.yaml")
     if loss:
         files += [PROPERTIES / "loss" / f"{part}.yaml" for part in loss.split("+")]
     return [f for f in files if f.is_file()]
@@ -76,17 +79,26 @@ class GenRecConfig(Config):
                 "model and uses its own loss_type"
             )
         self._cmd_overrides = cmd_overrides
-        files = property_files(model, dataset, loss) + list(config_file_list or [])
+        properties = property_files(model, dataset, loss)
+        self._n_property_files = len(properties)
+        self._property_options = set()  # options the property files define
+        self._file_options = {}  # option -> the --config_files file that sets it
+        files = properties + list(config_file_list or [])
         super().__init__(model=model_class, dataset=dataset,
                          config_file_list=[str(f) for f in files], config_dict=config_dict)
         self.final_config_dict["loss"] = loss
-        self._check_option_names(config_dict, cmd_overrides)
+        self._check_option_names(self._file_options, config_dict, cmd_overrides)
 
     # RecBole hooks -----------------------------------------------------------------
     def _load_config_files(self, file_list):
         merged = {}
-        for path in file_list or []:
-            merged.update(read_yaml(path, self.yaml_loader))
+        for i, path in enumerate(file_list or []):
+            options = read_yaml(path, self.yaml_loader)
+            if i < self._n_property_files:
+                self._property_options.update(options)
+            else:
+                self._file_options.update(dict.fromkeys(options, path))
+            merged.update(options)
         return merged
 
     def _load_internal_config_dict(self, model, model_class, dataset):
@@ -98,18 +110,21 @@ class GenRecConfig(Config):
         return self._convert_config_dict(dict(self._cmd_overrides))
 
     # checks ------------------------------------------------------------------------
-    def _check_option_names(self, *option_dicts):
-        known = set(self.internal_config_dict) | set(self.file_config_dict) | RUN_OPTIONS
+    def _check_option_names(self, file_options, *option_dicts):
+        """Every option given by --config_files, config_dict or the command line must be
+        defined by a property file or by RecBole (its defaults and argument lists)."""
+        known = set(self.internal_config_dict) | self._property_options | RUN_OPTIONS
         for group in (general_arguments, training_arguments, evaluation_arguments,
                       dataset_arguments):
             known.update(group)
-        for options in option_dicts:
+        for options in (file_options, *option_dicts):
             for name in options:
                 if name not in known:
                     close = difflib.get_close_matches(name, sorted(known), n=3)
                     hint = f"; did you mean {', '.join(close)}?" if close else ""
+                    where = f" in {file_options[name]}" if options is file_options else ""
                     raise ConfigError(
-                        f"unknown option {name!r} for model {self.model} and loss "
+                        f"unknown option {name!r}{where} for model {self.model} and loss "
                         f"{self.final_config_dict.get('loss')} (no property file or RecBole "
                         f"default defines it){hint}"
                     )

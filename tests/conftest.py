@@ -30,7 +30,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from recbole_genrec.data.convert import convert
+# the project root (run_recbole_genrec.py, recbole_genrec/) importable however pytest runs
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from recbole_genrec.data.convert import convert  # noqa: E402
 
 LEVEL_LETTERS = "abcdefgh"
 
