@@ -9,16 +9,27 @@ rows silently:
 * every item of the interactions has a row in ``.item`` with a semantic ID
   (RecBole would drop those interactions in ``filter_inter_by_user_or_item``);
 * all semantic IDs have the same number of levels.
+
+It also loads with pandas copy-on-write switched off: under copy-on-write
+(opt-in on pandas 2 via ``mode.copy_on_write`` or ``PANDAS_COPY_ON_WRITE=1``,
+the default on pandas 3) RecBole's ``df[field].fillna(..., inplace=True)`` is a
+silent no-op, so missing token ids become INT64_MIN and ``token_seq`` fields
+with a missing value crash.
 """
 
 from pathlib import Path
 
+import pandas as pd
 from recbole.data.dataset import SequentialDataset
 
 from recbole_genrec.data.convert import DatasetFormatError
 
 
 class GenRecDataset(SequentialDataset):
+    def __init__(self, config):
+        with pd.option_context("mode.copy_on_write", False):
+            super().__init__(config)
+
     def _load_feat(self, filepath, source):
         load_col, _ = self._get_load_and_unload_col(source)
         if load_col:
