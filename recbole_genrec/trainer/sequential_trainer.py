@@ -124,7 +124,7 @@ class SequentialTrainer(Trainer):
         result = self.evaluator.evaluate(struct)
 
         user_ids = torch.cat(users)
-        self.last_eval_users = eval_data._dataset.id2token(uid_field, user_ids).tolist()
+        self.last_eval_users = eval_data._dataset.id2token(uid_field, user_ids.numpy()).tolist()
         topk = struct.get("rec.topk")
         hits = topk[:, :-1].bool()
         self.last_eval_ranks = torch.where(
