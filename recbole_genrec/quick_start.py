@@ -85,7 +85,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
     )
     fit_s = perf_counter() - fit_start
     test_start = perf_counter()
-    test_result = trainer.evaluate(test_data, load_best_model=saved)
+    test_result = trainer.evaluate(test_data, load_best_model=saved, diagnostics=True)
     test_s = perf_counter() - test_start
     logger.info(f"best valid: {dict(best_valid_result or {})}")
     logger.info(f"test result: {dict(test_result)}")
@@ -100,8 +100,8 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
         "test": dict(test_result),
         "per_user": {"test": {"user_id": trainer.last_eval_users,
                               "target_rank": trainer.last_eval_ranks}},
-        "diagnostics": getattr(trainer, "last_diagnostics", {}),
-        "loss_state": trainer.loss_state_summary() if hasattr(trainer, "loss_state_summary") else {},
+        "diagnostics": trainer.last_diagnostics,
+        "loss_state": trainer.loss_state_summary(),
         "timings": {
             "total_s": perf_counter() - start,
             "fit_s": fit_s,

@@ -1,1 +1,5 @@
-GENERATIVE_MODELS = {}
+"""Generative recommenders of this package, by the name ``--model`` takes."""
+
+from recbole_genrec.model.tiger import TIGER
+
+GENERATIVE_MODELS = {cls.__name__: cls for cls in (TIGER,)}

@@ -1,5 +1,200 @@
+"""Trainer for generative recommenders: beam-search evaluation and the paper's schedule.
+
+Training (APAO §5.1.3): AdamW, linear warm-up over ``warmup_ratio`` of all
+steps then cosine decay, an optimizer batch of ``train_batch_size`` split into
+micro-batches of ``micro_batch_size`` (gradient accumulation).  Micro-batches
+are formed after sorting the batch by history length, so each one is trimmed
+to its own longest history and little compute goes to padding.
+
+Evaluation replaces RecBole's full sort: the model's trie-constrained beam
+search (``ranking_mode: beam``) or the exact ranking of every item by its
+summed token log-probs (``ranking_mode: exact``).  Beam results go straight
+into RecBole's collector as the ranked hit matrix (``rec.topk``), so RecBole's
+metrics are computed unchanged without a dense ``[users, n_items]`` score
+tensor.  History items are not masked, as in RecBole's sequential path.
+
+Diagnostics, written to ``last_diagnostics``: prefix-level Recall@K for prefix
+lengths 1..L (APAO §5.4) from every beam evaluation, and, when ``evaluate`` is
+called with ``diagnostics=True`` (the test pass), the pruning rate PR@K (BEAR
+Fig. 6): among targets that the exact ranking puts in the top K, the fraction
+beam search loses, measured on ``pruning_rate_users`` sampled users.
+"""
+
+import math
+from collections import defaultdict
+
+import torch
+from recbole.data.interaction import cat_interactions
+from torch.nn.utils import clip_grad_norm_
+
 from recbole_genrec.trainer.sequential_trainer import SequentialTrainer
+
+RANKING_MODES = ("beam", "exact")
 
 
 class GenerativeTrainer(SequentialTrainer):
-    pass
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        self.topk = list(config["topk"])
+        self.ranking_mode = config["ranking_mode"]
+        if self.ranking_mode not in RANKING_MODES:
+            raise ValueError(f"ranking_mode={self.ranking_mode!r}: expected one of {RANKING_MODES}")
+        if self.ranking_mode == "beam" and max(self.topk) > model.beam_size:
+            raise ValueError(
+                f"topk={self.topk} asks for {max(self.topk)} items but beam_size="
+                f"{model.beam_size} returns only that many; set beam_size >= max(topk)")
+        unsupported = [k for k in ("rec.score", "rec.meanrank", "data.label")
+                       if self.eval_collector.register.need(k)]
+        if unsupported:
+            raise ValueError(f"metrics {config['metrics']} need {unsupported}; generative "
+                             "evaluation provides ranked lists (rec.topk, rec.items) only")
+        self.micro_batch_size = config["micro_batch_size"] or config["train_batch_size"]
+        self.scheduler = None
+        self._resumed_scheduler_state = None
+        self.loss_history = []
+        self.last_diagnostics = {}
+
+    # optimisation ------------------------------------------------------------------
+    def _build_optimizer(self, **kwargs):
+        params = kwargs.pop("params", self.model.parameters())
+        return torch.optim.AdamW(params, lr=self.config["learning_rate"],
+                                 weight_decay=self.config["weight_decay"] or 0.0)
+
+    def _build_scheduler(self, steps_per_epoch: int):
+        total = max(1, self.epochs * steps_per_epoch)
+        warmup = math.ceil(self.config["warmup_ratio"] * total)
+
+        def factor(step):
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
+    def _micro_batches(self, interaction):
+        order = torch.argsort(interaction[self.model.ITEM_SEQ_LEN])
+        return [interaction[idx] for idx in order.split(self.micro_batch_size)]
+
+    def _run_train_epoch(self, train_data, epoch_idx, show_progress=False):
+        if self.scheduler is None:
+            self.scheduler = self._build_scheduler(len(train_data))
+            if self._resumed_scheduler_state:
+                self.scheduler.load_state_dict(self._resumed_scheduler_state)
+        self.model.train()
+        sums, n_seen = defaultdict(float), 0
+        for interaction in train_data:
+            interaction = interaction.to(self.device)
+            self.optimizer.zero_grad()
+            for micro in self._micro_batches(interaction):
+                loss = self.model.calculate_loss(micro)
+                self._check_nan(loss)
+                (loss * (len(micro) / len(interaction))).backward()
+                sums["loss"] += loss.item() * len(micro)
+                for name, value in self.model.last_loss_parts.items():
+                    sums[name] += float(value) * len(micro)
+                n_seen += len(micro)
+            if self.clip_grad_norm:
+                clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+        means = {name: total / max(1, n_seen) for name, total in sums.items()}
+        record = {"epoch": epoch_idx, **means, **self.model.loss.state_summary()}
+        self.loss_history.append(record)
+        self.logger.info(f"epoch {epoch_idx} loss parts: {record}")
+        return means["loss"]
+
+    def loss_state_summary(self) -> dict:
+        return {"final": self.model.loss.state_summary(), "per_epoch": self.loss_history}
+
+    # checkpoints -------------------------------------------------------------------
+    def _checkpoint_state(self, epoch):
+        state = super()._checkpoint_state(epoch)
+        state["scheduler"] = self.scheduler.state_dict() if self.scheduler else None
+        return state
+
+    def resume_checkpoint(self, resume_file):
+        super().resume_checkpoint(resume_file)
+        checkpoint = torch.load(resume_file, map_location=self.device, weights_only=True)
+        self._resumed_scheduler_state = checkpoint.get("scheduler")
+
+    def init_from_checkpoint(self, path):
+        """Start from another run's weights (second-stage losses: dpo, dmpo, sdpo)."""
+        checkpoint = torch.load(path, map_location=self.device, weights_only=True)
+        missing, unexpected = self.model.load_state_dict(checkpoint["state_dict"], strict=False)
+        bad = [k for k in missing + unexpected if not k.startswith("loss.")]
+        if bad:
+            raise ValueError(f"--init_from={path}: checkpoint does not match the model: {bad[:5]}")
+        self.logger.info(f"Initialised model weights from {path}")
+        if hasattr(self.model.loss, "on_init_from"):
+            self.model.loss.on_init_from(self.model)
+
+    # evaluation --------------------------------------------------------------------
+    def _collect_batch(self, batched_data):
+        interaction, _, positive_u, positive_i = batched_data
+        interaction = interaction.to(self.device)
+        target = torch.zeros(len(interaction), dtype=torch.long, device=self.device)
+        target[positive_u] = positive_i.to(self.device)
+        k = max(self.topk)
+        if self.ranking_mode == "exact":
+            items = self.model.full_sort_predict(interaction).topk(k, dim=1).indices
+        else:
+            result = self.model.beam_search(interaction)
+            items = result.items[:, :k]
+            self._count_prefix_hits(result, target)
+        hits = (items == target[:, None]).int()
+        struct = self.eval_collector.data_struct
+        struct.update_tensor("rec.topk", torch.cat([hits, torch.ones_like(hits[:, :1])], 1))
+        if self.eval_collector.register.need("rec.items"):
+            struct.update_tensor("rec.items", items)
+        self._eval_targets.append(target.cpu())
+        return interaction
+
+    def _count_prefix_hits(self, result, target):
+        trie = self.model.trie
+        for level, nodes in enumerate(result.level_nodes, start=1):
+            truth = trie.item_node[target, level][:, None]
+            for k in self.topk:
+                self._prefix_hits[k][level - 1] += int((nodes[:, :k] == truth).any(1).sum())
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False,
+                 diagnostics=False):
+        self._prefix_hits = {k: [0] * self.model.n_levels for k in self.topk}
+        self._eval_targets = []
+        result = super().evaluate(eval_data, load_best_model, model_file, show_progress)
+        n_users = len(self.last_eval_ranks)
+        self.last_diagnostics = {}
+        if self.ranking_mode == "beam":
+            self.last_diagnostics["prefix_recall"] = {
+                f"@{k}": [round(h / n_users, 6) for h in hits] for k, hits in self._prefix_hits.items()}
+        if diagnostics and self.ranking_mode == "beam":
+            self.last_diagnostics["pruning_rate"] = self.pruning_rate(eval_data)
+        return result
+
+    @torch.no_grad()
+    def pruning_rate(self, eval_data) -> dict:
+        """PR@K on a sample of the users of the last evaluation (BEAR Fig. 6).
+
+        A target is *lost* when the exact ranking puts it in the top K but beam
+        search does not return it.  (Beam scores are exact scores, so a target
+        that beam search keeps ranks at least as high there as in the exact
+        ranking.)
+        """
+        users = cat_interactions([batch[0] for batch in eval_data])
+        generator = torch.Generator().manual_seed(self.config["seed"])
+        sample = torch.randperm(len(users), generator=generator)[: self.config["pruning_rate_users"]]
+        targets = torch.cat(self._eval_targets)[sample]
+        beam_ranks = torch.tensor(self.last_eval_ranks)[sample]  # 0 = not in top max(K)
+        full_ranks = []
+        for part, target in zip(sample.split(self.config["full_rank_batch_users"]),
+                                targets.split(self.config["full_rank_batch_users"])):
+            scores = self.model.full_sort_predict(users[part].to(self.device))
+            target_score = scores.gather(1, target.to(self.device)[:, None])
+            full_ranks.append((scores > target_score).sum(1).cpu() + 1)
+        full_ranks = torch.cat(full_ranks)
+        out = {"users": len(sample)}
+        for k in self.topk:
+            in_full = full_ranks <= k
+            lost = in_full & ((beam_ranks == 0) | (beam_ranks > k))
+            out[f"@{k}"] = round(float(lost.sum()) / max(1, int(in_full.sum())), 6)
+        return out

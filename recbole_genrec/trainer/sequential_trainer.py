@@ -45,6 +45,10 @@ class SequentialTrainer(Trainer):
         self.last_eval_users = None  # user tokens of the last evaluate() call
         self.last_eval_ranks = None  # 1-based rank of the target, 0 = outside top-k
         self.last_valid_result = None
+        self.last_diagnostics = {}  # extra evaluation output (generative models)
+
+    def loss_state_summary(self) -> dict:
+        return {}
 
     # checkpoints -------------------------------------------------------------------
     def _checkpoint_state(self, epoch) -> dict:
@@ -82,9 +86,12 @@ class SequentialTrainer(Trainer):
     # training ----------------------------------------------------------------------
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         start = perf_counter()
-        loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
+        loss = self._run_train_epoch(train_data, epoch_idx, show_progress)
         self.epoch_times.append(perf_counter() - start)
         return loss
+
+    def _run_train_epoch(self, train_data, epoch_idx, show_progress=False):
+        return super()._train_epoch(train_data, epoch_idx, show_progress=show_progress)
 
     # evaluation --------------------------------------------------------------------
     def _valid_epoch(self, valid_data, show_progress=False):
@@ -98,7 +105,9 @@ class SequentialTrainer(Trainer):
         return interaction
 
     @torch.no_grad()
-    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False,
+                 diagnostics=False):
+        """RecBole's evaluation; ``diagnostics`` asks subclasses for extra, costlier output."""
         if not eval_data:
             return None
         if not isinstance(eval_data, FullSortEvalDataLoader):

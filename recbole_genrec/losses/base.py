@@ -1,0 +1,51 @@
+"""The interface every training objective implements.
+
+A loss is an ``nn.Module`` built from the config and the model.  It is called
+once per (micro-)batch as ``loss(model, batch) -> (total, parts)``, where
+``batch`` holds what the model's single teacher-forced forward pass produced
+(:class:`TrainBatch`); ``parts`` maps names to detached scalars for logging.
+Pointwise losses use ``batch.logits`` only (no extra forward); pairwise losses
+call ``model.code_logp(batch.ctx, candidate_codes)``, which reuses the encoded
+history and runs only the decoder on the candidates.  State that must survive
+checkpoints (e.g. APAO's prefix weights) is kept in buffers: the loss is a
+submodule of the model, so it travels in the model's ``state_dict``.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class TrainBatch:
+    ctx: object  # the backbone's encoded history
+    items: torch.Tensor  # [B] target item ids
+    codes: torch.Tensor  # [B, L] target codes
+    logits: torch.Tensor  # [B, L, K] next-code logits under teacher forcing
+
+    def token_logp(self) -> torch.Tensor:
+        """``[B, L]`` log-prob of each target code, softmax over its level (APAO Eq. 3)."""
+        return F.log_softmax(self.logits, -1).gather(-1, self.codes.unsqueeze(-1)).squeeze(-1)
+
+
+class GenerativeLoss(nn.Module):
+    """Base class: subclasses set ``name`` and implement ``forward``."""
+
+    name = ""
+
+    def __init__(self, config, model):
+        super().__init__()
+
+    def forward(self, model, batch: TrainBatch):
+        raise NotImplementedError
+
+    def state_summary(self) -> dict:
+        """Plain values describing the loss state (logged per epoch, written to results)."""
+        return {}
+
+
+def cross_entropy(batch: TrainBatch) -> torch.Tensor:
+    """Token-level cross-entropy averaged over the ``T`` levels and the batch (APAO Eq. 4)."""
+    return -batch.token_logp().mean()

@@ -1,0 +1,124 @@
+"""What every generative backbone shares: semantic-ID codes, the prefix trie,
+token log-probs of given codes, the loss hook, beam search and exact ranking.
+
+A backbone (``TIGER``, ``LlamaGR``) implements four methods:
+
+* ``encode(interaction) -> ctx``: process the history once per user;
+* ``decode(ctx, codes [U, C, T]) -> hidden [U, C, T, d]``: teacher-forced hidden
+  states predicting ``codes[..., t]`` from ``codes[..., :t]``;
+* ``decoding(ctx) -> object with step(codes, parent)``: incremental decoding
+  with a KV cache (see :mod:`recbole_genrec.layers.beam_search`);
+* ``output_weight() -> [L, K, d]``: the per-level output embeddings.
+
+Vocabulary: token 0 is padding, 1 is BOS/separator, and code ``c`` of level
+``l`` is token ``2 + l*K + c`` -- each level has its own token range.  The
+next-token softmax at level ``l`` covers that level's ``K`` codes (tokens of
+other levels can never follow, so they are not candidates).
+"""
+
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import SequentialRecommender
+from recbole.utils import InputType
+
+from recbole_genrec.data.semantic_ids import code_table, disambiguate
+from recbole_genrec.layers.beam_search import beam_search, full_ranking
+from recbole_genrec.layers.prefix_trie import PrefixTrie
+from recbole_genrec.losses import build_loss
+from recbole_genrec.losses.base import TrainBatch
+
+PAD, BOS, N_SPECIAL = 0, 1, 2
+
+
+class GenerativeRecommender(SequentialRecommender):
+    input_type = InputType.POINTWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        codes, self.n_semantic_levels = disambiguate(
+            code_table(dataset, config["sem_id_field"]), config["sem_id_collision"])
+        self.n_levels = codes.shape[1]
+        self.codebook_size = int(codes.max()) + 1
+        self.register_buffer("codes", codes, persistent=False)  # [n_items, L], row 0 = -1
+        self.trie = PrefixTrie(codes)
+        level_size = codes[1:].max(0).values + 1  # codes actually used per level
+        code_mask = torch.arange(self.codebook_size)[None, :] >= level_size[:, None]
+        self.register_buffer("logit_bias", torch.zeros(code_mask.shape).masked_fill(
+            code_mask, float("-inf")), persistent=False)  # [L, K]
+        self.n_tokens = N_SPECIAL + self.n_levels * self.codebook_size
+        self.beam_size = config["beam_size"]
+        self.loss = build_loss(config, self)
+
+    # backbone hooks ------------------------------------------------------------------
+    def encode(self, interaction):
+        raise NotImplementedError
+
+    def decode(self, ctx, codes):
+        raise NotImplementedError
+
+    def decoding(self, ctx):
+        raise NotImplementedError
+
+    def output_weight(self):
+        raise NotImplementedError
+
+    # tokens --------------------------------------------------------------------------
+    def code_tokens(self, codes: torch.Tensor, first_level: int = 0) -> torch.Tensor:
+        """Codes ``[..., T]`` of levels ``first_level..`` -> token ids."""
+        levels = torch.arange(first_level, first_level + codes.shape[-1], device=codes.device)
+        return N_SPECIAL + levels * self.codebook_size + codes
+
+    def history_tokens(self, interaction):
+        """History items -> ``tokens [B, S]`` (left-aligned, trimmed to the longest
+        history in the batch) and ``mask [B, S]`` (True = real token)."""
+        seq, seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        seq = seq[:, : int(seq_len.max())]
+        tokens = self.code_tokens(self.codes[seq].clamp(min=0)).flatten(1)  # [B, S*L]
+        mask = (seq > 0).repeat_interleave(self.n_levels, dim=1)
+        return tokens.masked_fill(~mask, PAD), mask
+
+    # scores --------------------------------------------------------------------------
+    def level_logits(self, hidden: torch.Tensor, first_level: int = 0) -> torch.Tensor:
+        """``hidden [..., T, d]`` at levels ``first_level..`` -> logits ``[..., T, K]``."""
+        T = hidden.shape[-2]
+        weight = self.output_weight()[first_level:first_level + T]  # [T, K, d]
+        return torch.einsum("...td,tkd->...tk", hidden, weight) + self.logit_bias[first_level:first_level + T]
+
+    def code_logp(self, ctx, codes: torch.Tensor) -> torch.Tensor:
+        """Token log-probs of full code tuples ``[U, C, L]`` -> ``[U, C, L]``."""
+        logp = self.level_logits(self.decode(ctx, codes)).log_softmax(-1)
+        return logp.gather(-1, codes.unsqueeze(-1)).squeeze(-1)
+
+    def train_batch(self, interaction) -> TrainBatch:
+        """One teacher-forced forward pass over the targets (what every loss needs)."""
+        items = interaction[self.POS_ITEM_ID]
+        ctx = self.encode(interaction)
+        codes = self.codes[items]  # [B, L]
+        logits = self.level_logits(self.decode(ctx, codes.unsqueeze(1))).squeeze(1)
+        return TrainBatch(ctx=ctx, items=items, codes=codes, logits=logits)
+
+    def calculate_loss(self, interaction):
+        total, self.last_loss_parts = self.loss(self, self.train_batch(interaction))
+        return total
+
+    def sample_items(self, n_rows: int, n: int) -> torch.Tensor:
+        """``[n_rows, n]`` items drawn uniformly from the catalogue (with replacement)."""
+        return torch.randint(1, self.n_items, (n_rows, n), device=self.codes.device)
+
+    # inference -----------------------------------------------------------------------
+    def beam_search(self, interaction, beam_size=None):
+        return beam_search(self.decoding(self.encode(interaction)), self.trie,
+                           beam_size or self.beam_size)
+
+    def full_sort_predict(self, interaction):
+        """Exact ranking: every item scored by the sum of its token log-probs."""
+        return full_ranking(self.decoding(self.encode(interaction)), self.trie)
+
+    def predict(self, interaction):
+        ctx = self.encode(interaction)
+        codes = self.codes[interaction[self.ITEM_ID]].unsqueeze(1)
+        return self.code_logp(ctx, codes).sum(-1).squeeze(1)
+
+    def token_logp_next(self, hidden: torch.Tensor, level: int) -> torch.Tensor:
+        """Decoder state ``[U, b, d]`` at ``level`` -> next-code log-probs ``[U, b, K]``."""
+        return F.log_softmax(self.level_logits(hidden.unsqueeze(-2), level).squeeze(-2), dim=-1)

@@ -1,0 +1,86 @@
+"""TIGER: an encoder-decoder generative recommender over semantic IDs.
+
+Reference: S. Rajput et al., "Recommender Systems with Generative Retrieval",
+NeurIPS 2023; the configuration follows the APAO paper, Appendix C (T5-style
+blocks, 4 encoder + 4 decoder layers, 6 heads of size 64, ReLU).  The encoder
+reads the history's semantic-ID tokens; the decoder generates the next item's
+codes level by level.
+"""
+
+import torch
+from torch import nn
+
+from recbole_genrec.layers.t5 import T5Decoder, T5Encoder
+from recbole_genrec.layers.transformer import padding_bias
+from recbole_genrec.model.generative_recommender import BOS, GenerativeRecommender
+
+
+class TIGER(GenerativeRecommender):
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        d = config["d_model"]
+        dims = dict(d_model=d, n_heads=config["n_heads"], head_dim=config["head_dim"],
+                    d_ff=config["d_ff"], dropout=config["dropout_prob"])
+        self.embedding = nn.Embedding(self.n_tokens, d)  # shared by encoder and decoder
+        self.encoder = T5Encoder(config["n_encoder_layers"], **dims)
+        self.decoder = T5Decoder(config["n_decoder_layers"], **dims)
+        self.lm_head = nn.Parameter(torch.empty(self.n_levels, self.codebook_size, d))
+        self.apply(self._init_weights)
+        nn.init.normal_(self.lm_head, std=d ** -0.5)
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def output_weight(self):
+        return self.lm_head
+
+    def encode(self, interaction):
+        tokens, mask = self.history_tokens(interaction)  # [B, S]
+        pad = padding_bias(mask, self.embedding.weight.dtype)  # [B, 1, 1, S]
+        memory = self.encoder(self.embedding(tokens), pad)
+        return TIGERContext(self.decoder.cross_keys_values(memory), pad)
+
+    def decoder_inputs(self, codes):
+        """Codes ``[U, C, T]`` -> decoder input embeddings ``[BOS, c_1 .. c_{T-1}]``."""
+        bos = torch.full_like(codes[..., :1], BOS)
+        return self.embedding(torch.cat([bos, self.code_tokens(codes[..., :-1])], -1))
+
+    def decode(self, ctx, codes):
+        hidden, _ = self.decoder(self.decoder_inputs(codes), ctx.cross_kvs, ctx.pad)
+        return hidden
+
+    def decoding(self, ctx):
+        return TIGERDecoding(self, ctx)
+
+
+class TIGERContext:
+    def __init__(self, cross_kvs, pad):
+        self.cross_kvs = cross_kvs  # per decoder layer: (k, v) [U, H, S, dh]
+        self.pad = pad  # [U, 1, 1, S]
+
+
+class TIGERDecoding:
+    """Incremental decoding with a self-attention KV cache (see ``beam_search``)."""
+
+    def __init__(self, model: TIGER, ctx: TIGERContext):
+        self.model, self.ctx = model, ctx
+        self.caches, self.level = None, 0
+
+    def step(self, codes, parent):
+        model = self.model
+        if codes is None:
+            n_users = self.ctx.pad.shape[0]
+            tokens = torch.full((n_users, 1, 1), BOS, device=self.ctx.pad.device)
+        else:  # extend hypothesis `parent` of the previous step with `codes`
+            U, b = codes.shape
+            idx = parent.reshape(U, b, 1, 1, 1)
+            self.caches = [tuple(t.unflatten(0, (U, -1)).gather(1, idx.expand(-1, -1, *t.shape[1:]))
+                                 .flatten(0, 1) for t in kv) for kv in self.caches]
+            tokens = model.code_tokens(codes.unsqueeze(-1), self.level - 1)
+        hidden, self.caches = model.decoder(model.embedding(tokens), self.ctx.cross_kvs,
+                                            self.ctx.pad, self.caches)
+        logp = model.token_logp_next(hidden.squeeze(2), self.level)
+        self.level += 1
+        return logp
