@@ -55,6 +55,18 @@ def test_unknown_loss_lists_valid_names():
         assert registry.get_loss(name) is registry.LOSSES[name]
 
 
+def test_unknown_loss_for_a_generative_model():
+    if not registry.GENERATIVE_MODELS:
+        pytest.skip("no generative model registered yet")
+    model = sorted(registry.GENERATIVE_MODELS)[0]
+    with pytest.raises(ValueError, match=r"unknown loss 'apoa' \(option --loss\)"):
+        GenRecConfig(model, "Office", cmd_overrides={"loss": "apoa"})
+    if registry.loss_names():  # a combination: each part is checked
+        with pytest.raises(ValueError, match=r"unknown loss 'nope'"):
+            GenRecConfig(model, "Office",
+                         cmd_overrides={"loss": f"{registry.loss_names()[0]}+nope"})
+
+
 def test_loss_with_a_classic_model_is_an_error():
     with pytest.raises(ConfigError, match=r"--loss=ce applies to generative models only; SASRec"):
         GenRecConfig("SASRec", "Office", cmd_overrides={"loss": "ce"})
