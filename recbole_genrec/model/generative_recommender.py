@@ -22,7 +22,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_genrec.data.semantic_ids import code_table, disambiguate
-from recbole_genrec.layers.beam_search import beam_search, full_ranking
+from recbole_genrec.layers.beam_search import BeamResult, beam_search, full_ranking
 from recbole_genrec.layers.prefix_trie import PrefixTrie
 from recbole_genrec.losses import build_loss
 from recbole_genrec.losses.base import TrainBatch
@@ -47,6 +47,7 @@ class GenerativeRecommender(SequentialRecommender):
             code_mask, float("-inf")), persistent=False)  # [L, K]
         self.n_tokens = N_SPECIAL + self.n_levels * self.codebook_size
         self.beam_size = config["beam_size"]
+        self.eval_chunk_users = config["eval_chunk_users"]
         self.loss = build_loss(config, self)
 
     # backbone hooks ------------------------------------------------------------------
@@ -70,11 +71,17 @@ class GenerativeRecommender(SequentialRecommender):
 
     def history_tokens(self, interaction):
         """History items -> ``tokens [B, S]`` (left-aligned, trimmed to the longest
-        history in the batch) and ``mask [B, S]`` (True = real token)."""
+        history in the batch) and ``mask [B, S]`` (True = real token).
+
+        Only the semantic levels describe history items: a disambiguation level
+        (see :mod:`recbole_genrec.data.semantic_ids`) carries no content and
+        would add a token per item to every encoder pass.
+        """
         seq, seq_len = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
         seq = seq[:, : int(seq_len.max())]
-        tokens = self.code_tokens(self.codes[seq].clamp(min=0)).flatten(1)  # [B, S*L]
-        mask = (seq > 0).repeat_interleave(self.n_levels, dim=1)
+        codes = self.codes[seq][..., : self.n_semantic_levels].clamp(min=0)
+        tokens = self.code_tokens(codes).flatten(1)  # [B, S*L_sem]
+        mask = (seq > 0).repeat_interleave(self.n_semantic_levels, dim=1)
         return tokens.masked_fill(~mask, PAD), mask
 
     # scores --------------------------------------------------------------------------
@@ -106,9 +113,20 @@ class GenerativeRecommender(SequentialRecommender):
         return torch.randint(1, self.n_items, (n_rows, n), device=self.codes.device)
 
     # inference -----------------------------------------------------------------------
-    def beam_search(self, interaction, beam_size=None):
-        return beam_search(self.decoding(self.encode(interaction)), self.trie,
-                           beam_size or self.beam_size)
+    def beam_search(self, interaction, beam_size=None) -> BeamResult:
+        """Top-``beam_size`` items per user.  Users are decoded in chunks of
+        ``eval_chunk_users`` with similar history lengths, so the encoder pays
+        little for padding; results come back in the input order."""
+        order = torch.argsort(interaction[self.ITEM_SEQ_LEN])
+        parts = [beam_search(self.decoding(self.encode(interaction[idx])), self.trie,
+                             beam_size or self.beam_size)
+                 for idx in order.split(self.eval_chunk_users)]
+        inverse = torch.argsort(order).to(self.codes.device)
+        return BeamResult(
+            items=torch.cat([p.items for p in parts])[inverse],
+            scores=torch.cat([p.scores for p in parts])[inverse],
+            level_nodes=[torch.cat(nodes)[inverse] for nodes in zip(*(p.level_nodes for p in parts))],
+        )
 
     def full_sort_predict(self, interaction):
         """Exact ranking: every item scored by the sum of its token log-probs."""
