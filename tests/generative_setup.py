@@ -10,6 +10,7 @@ from recbole_genrec.registry import get_trainer
 TINY_ARCH = {
     "TIGER": dict(d_model=16, n_heads=2, head_dim=8, d_ff=32, n_encoder_layers=1,
                   n_decoder_layers=2, dropout_prob=0.0),
+    "LlamaGR": dict(hidden_size=16, n_layers=2, n_heads=2, intermediate_size=32),
 }
 GENERATIVE_BACKBONES = list(TINY_ARCH)
 

@@ -1,5 +1,6 @@
 """Generative recommenders of this package, by the name ``--model`` takes."""
 
+from recbole_genrec.model.llama_gr import LlamaGR
 from recbole_genrec.model.tiger import TIGER
 
-GENERATIVE_MODELS = {cls.__name__: cls for cls in (TIGER,)}
+GENERATIVE_MODELS = {cls.__name__: cls for cls in (TIGER, LlamaGR)}

@@ -6,8 +6,8 @@ A backbone (``TIGER``, ``LlamaGR``) implements four methods:
 * ``encode(interaction) -> ctx``: process the history once per user;
 * ``decode(ctx, codes [U, C, T]) -> hidden [U, C, T, d]``: teacher-forced hidden
   states predicting ``codes[..., t]`` from ``codes[..., :t]``;
-* ``decoding(ctx) -> object with step(codes, parent)``: incremental decoding
-  with a KV cache (see :mod:`recbole_genrec.layers.beam_search`);
+* ``decoder_step(ctx, tokens [U, b, 1] | None, caches) -> (hidden [U, b, d], caches)``:
+  one incremental step with a KV cache (``None`` tokens: the first step);
 * ``output_weight() -> [L, K, d]``: the per-level output embeddings.
 
 Vocabulary: token 0 is padding, 1 is BOS/separator, and code ``c`` of level
@@ -57,8 +57,11 @@ class GenerativeRecommender(SequentialRecommender):
     def decode(self, ctx, codes):
         raise NotImplementedError
 
-    def decoding(self, ctx):
+    def decoder_step(self, ctx, tokens, caches):
         raise NotImplementedError
+
+    def decoding(self, ctx) -> "IncrementalDecoding":
+        return IncrementalDecoding(self, ctx)
 
     def output_weight(self):
         raise NotImplementedError
@@ -140,3 +143,27 @@ class GenerativeRecommender(SequentialRecommender):
     def token_logp_next(self, hidden: torch.Tensor, level: int) -> torch.Tensor:
         """Decoder state ``[U, b, d]`` at ``level`` -> next-code log-probs ``[U, b, K]``."""
         return F.log_softmax(self.level_logits(hidden.unsqueeze(-2), level).squeeze(-2), dim=-1)
+
+
+class IncrementalDecoding:
+    """The ``step(codes, parent)`` API of :mod:`recbole_genrec.layers.beam_search`
+    on top of a backbone's ``decoder_step``: reorders the per-layer KV caches
+    ``[U*b, H, t, dh]`` to follow the surviving hypotheses, then decodes one level."""
+
+    def __init__(self, model: GenerativeRecommender, ctx):
+        self.model, self.ctx = model, ctx
+        self.caches, self.level = None, 0
+
+    def step(self, codes, parent):
+        tokens = None
+        if codes is not None:
+            U, b = codes.shape
+            if self.caches is not None:
+                b_prev = self.caches[0][0].shape[0] // U
+                rows = (parent + torch.arange(U, device=parent.device)[:, None] * b_prev).flatten()
+                self.caches = [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.caches]
+            tokens = self.model.code_tokens(codes.unsqueeze(-1), self.level - 1)  # [U, b, 1]
+        hidden, self.caches = self.model.decoder_step(self.ctx, tokens, self.caches)
+        logp = self.model.token_logp_next(hidden, self.level)
+        self.level += 1
+        return logp

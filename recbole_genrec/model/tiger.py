@@ -51,36 +51,14 @@ class TIGER(GenerativeRecommender):
         hidden, _ = self.decoder(self.decoder_inputs(codes), ctx.cross_kvs, ctx.pad)
         return hidden
 
-    def decoding(self, ctx):
-        return TIGERDecoding(self, ctx)
+    def decoder_step(self, ctx, tokens, caches):
+        if tokens is None:  # first step: BOS
+            tokens = torch.full((ctx.pad.shape[0], 1, 1), BOS, device=ctx.pad.device)
+        hidden, caches = self.decoder(self.embedding(tokens), ctx.cross_kvs, ctx.pad, caches)
+        return hidden.squeeze(2), caches
 
 
 class TIGERContext:
     def __init__(self, cross_kvs, pad):
         self.cross_kvs = cross_kvs  # per decoder layer: (k, v) [U, H, S, dh]
         self.pad = pad  # [U, 1, 1, S]
-
-
-class TIGERDecoding:
-    """Incremental decoding with a self-attention KV cache (see ``beam_search``)."""
-
-    def __init__(self, model: TIGER, ctx: TIGERContext):
-        self.model, self.ctx = model, ctx
-        self.caches, self.level = None, 0
-
-    def step(self, codes, parent):
-        model = self.model
-        if codes is None:
-            n_users = self.ctx.pad.shape[0]
-            tokens = torch.full((n_users, 1, 1), BOS, device=self.ctx.pad.device)
-        else:  # extend hypothesis `parent` of the previous step with `codes`
-            U, b = codes.shape
-            idx = parent.reshape(U, b, 1, 1, 1)
-            self.caches = [tuple(t.unflatten(0, (U, -1)).gather(1, idx.expand(-1, -1, *t.shape[1:]))
-                                 .flatten(0, 1) for t in kv) for kv in self.caches]
-            tokens = model.code_tokens(codes.unsqueeze(-1), self.level - 1)
-        hidden, self.caches = model.decoder(model.embedding(tokens), self.ctx.cross_kvs,
-                                            self.ctx.pad, self.caches)
-        logp = model.token_logp_next(hidden.squeeze(2), self.level)
-        self.level += 1
-        return logp
