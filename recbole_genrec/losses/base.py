@@ -11,7 +11,7 @@ checkpoints (e.g. APAO's prefix weights) is kept in buffers: the loss is a
 submodule of the model, so it travels in the model's ``state_dict``.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -24,10 +24,16 @@ class TrainBatch:
     items: torch.Tensor  # [B] target item ids
     codes: torch.Tensor  # [B, L] target codes
     logits: torch.Tensor  # [B, L, K] next-code logits under teacher forcing
+    interaction: object = None  # the micro-batch itself (a reference model re-encodes it)
+    _token_logp: torch.Tensor = field(default=None, init=False, repr=False)
 
     def token_logp(self) -> torch.Tensor:
-        """``[B, L]`` log-prob of each target code, softmax over its level (APAO Eq. 3)."""
-        return F.log_softmax(self.logits, -1).gather(-1, self.codes.unsqueeze(-1)).squeeze(-1)
+        """``[B, L]`` log-prob of each target code, softmax over its level (APAO Eq. 3).
+        Computed once per batch (several loss terms share it)."""
+        if self._token_logp is None:
+            self._token_logp = F.log_softmax(self.logits, -1).gather(
+                -1, self.codes.unsqueeze(-1)).squeeze(-1)
+        return self._token_logp
 
 
 class GenerativeLoss(nn.Module):
@@ -45,7 +51,18 @@ class GenerativeLoss(nn.Module):
         """Plain values describing the loss state (logged per epoch, written to results)."""
         return {}
 
+    def on_init_from(self, model):
+        """Called after ``--init_from`` loaded another run's weights into ``model``."""
+
 
 def cross_entropy(batch: TrainBatch) -> torch.Tensor:
     """Token-level cross-entropy averaged over the ``T`` levels and the batch (APAO Eq. 4)."""
     return -batch.token_logp().mean()
+
+
+def option(config, key: str, choices=None):
+    """``config[key]``, checked against ``choices`` when given (a clear error otherwise)."""
+    value = config[key]
+    if choices is not None and value not in choices:
+        raise ValueError(f"{key}={value!r}: expected one of {', '.join(map(str, choices))}")
+    return value

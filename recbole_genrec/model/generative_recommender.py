@@ -105,7 +105,7 @@ class GenerativeRecommender(SequentialRecommender):
         ctx = self.encode(interaction)
         codes = self.codes[items]  # [B, L]
         logits = self.level_logits(self.decode(ctx, codes.unsqueeze(1))).squeeze(1)
-        return TrainBatch(ctx=ctx, items=items, codes=codes, logits=logits)
+        return TrainBatch(ctx=ctx, items=items, codes=codes, logits=logits, interaction=interaction)
 
     def calculate_loss(self, interaction):
         total, self.last_loss_parts = self.loss(self, self.train_batch(interaction))
