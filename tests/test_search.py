@@ -70,6 +70,7 @@ def test_shipped_spaces_use_the_papers_values_and_the_loss_option_names():
     assert set(space("sasrec")) == {"learning_rate", "hidden_size"}
     assert search.default_space_file("TIGER", "apao").name == "apao.yaml"
     assert search.default_space_file("SASRec", None).name == "sasrec.yaml"
+    assert search.default_space_file("TIGER", "ce").name == "tiger.yaml"  # no ce.yaml
 
 
 def test_space_types_become_tune_domains():

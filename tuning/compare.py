@@ -11,9 +11,9 @@ significance markers against the best baseline.
 
 A run is ``MODEL[:LOSS[:CONFIG.yaml]]`` (``SASRec``, ``TIGER:apao``,
 ``TIGER:apao:best.yaml``, ``SASRec::tiny.yaml``); its label in the table is
-the spec with the config file's name instead of its path.  Every other ``--key=value`` is a config override passed to
-every run (so pass only keys every run knows; per-run keys go in the run's
-YAML).
+the spec with the config file's name instead of its path.  Every other
+``--key=value`` is a config override passed to every run (so pass only keys
+every run knows; per-run keys go in the run's YAML).
 
 **Methods and baselines.**  Runs given after ``--methods`` are methods, runs
 after ``--runs`` are baselines.  Without ``--methods``, every run with an
@@ -195,8 +195,9 @@ def load_or_train(run: RunSpec, dataset: str, seed: int, overrides: dict, result
         cmd["loss"] = run.loss
     cmd.setdefault("checkpoint_dir", str(path.parent / "checkpoints"))
     print(f"[compare] training {run.label} seed={seed} -> {path}", flush=True)
-    result = quick_run(run.model, dataset, config_files=[run.config_file] if run.config_file else None,
-                       cmd_overrides=cmd, result_file=path)
+    config_files = [run.config_file] if run.config_file else None
+    result = quick_run(run.model, dataset, config_files=config_files, cmd_overrides=cmd,
+                       result_file=path)
     if not keep_checkpoints and result.get("checkpoint"):
         remove_checkpoint(result["checkpoint"])
     return result
@@ -260,8 +261,8 @@ def build_table(results: dict, roles: dict, dataset: str, seeds: list, metrics: 
                   alternative, alpha, dict(overrides or {}))
     for label in order:
         for metric in metrics:
-            table.cells[label, metric] = Cell(label, roles[label], metric,
-                                              [_test_metric(r, metric, label) for r in results[label]])
+            values = [_test_metric(r, metric, label) for r in results[label]]
+            table.cells[label, metric] = Cell(label, roles[label], metric, values)
     method_cells = [c for c in table.cells.values() if c.role == "method"]
     for cell in method_cells:
         best = table.best_baseline(cell.metric)
@@ -365,14 +366,15 @@ def render_markdown(table: Table) -> str:
         entries = []
         for m in metrics:
             cell = table.cells[label, m]
+            mark = MARK if cell.significant else ""
             entries.append("n/a" if math.isnan(cell.improvement_pct)
-                           else f"{cell.improvement_pct:+.2f}%" + (MARK if cell.significant else ""))
+                           else f"{cell.improvement_pct:+.2f}%{mark}")
         lines.append(f"| Improv. of {label} over best baseline | | " + " | ".join(entries) + " |")
 
+    baselines = [r for r, role in table.roles.items() if role == "baseline"]
     lines += ["", f"Mean ± sample std (ddof=1) over seeds {', '.join(map(str, table.seeds))}; "
               "bold: best run, underlined: best baseline (per metric).",
-              f"Roles: baselines {', '.join(r for r, x in table.roles.items() if x == 'baseline')}; "
-              f"methods {', '.join(methods) or 'none'}."]
+              f"Roles: baselines {', '.join(baselines)}; methods {', '.join(methods) or 'none'}."]
     if methods:
         lines += [
             f"Significance: {sig.DESCRIPTIONS[table.test]}; alternative {table.alternative}; "

@@ -14,8 +14,8 @@ It reports the validation metrics to Ray Tune after every validation
 (``ray.tune.report(dict)``); the objective (``--metric``, default the config's
 ``valid_metric``, e.g. ``ndcg@10``) is the best value over the trial's epochs.
 
-Search space (default ``tuning/spaces/<loss>.yaml``, or ``<model>.yaml`` for a
-model without loss)::
+Search space (default ``tuning/spaces/<loss>.yaml``, or ``<model>.yaml`` when
+there is no file for the loss, e.g. ``--loss=ce``)::
 
     apao_beta: {type: choice, values: [0.05, 0.1]}
     bear_lambda: {type: uniform, low: 0.1, high: 5.0}      # also loguniform
@@ -59,7 +59,10 @@ PATH_OPTIONS = ("data_path", "init_from")  # path-valued options resolved in the
 # -- search space ----------------------------------------------------------------------------
 
 def default_space_file(model: str, loss: str | None) -> Path:
-    return SPACES_DIR / f"{(loss or model).lower()}.yaml"
+    """``spaces/<loss>.yaml`` when it exists (a loss's hyperparameters), else ``<model>.yaml``."""
+    if loss and (SPACES_DIR / f"{loss.lower()}.yaml").is_file():
+        return SPACES_DIR / f"{loss.lower()}.yaml"
+    return SPACES_DIR / f"{model.lower()}.yaml"
 
 
 def load_space(path) -> tuple[dict, list]:
@@ -369,11 +372,8 @@ def write_plot(rows: list, settings: SearchSettings, path: Path) -> None:
     hover = [", ".join(f"{p}={r[p]}" for p in params) + f" ({r['status']})" for r in ok]
     fig.add_trace(go.Scatter(x=[r["trial"] for r in ok], y=[r["objective"] for r in ok],
                              mode="markers", name="trial", text=hover), row=1, col=1)
-    best, running = None, []
-    for r in ok:
-        if best is None or (r["objective"] > best if settings.mode == "max" else r["objective"] < best):
-            best = r["objective"]
-        running.append(best)
+    pick = max if settings.mode == "max" else min
+    running = [pick(r["objective"] for r in ok[:i + 1]) for i in range(len(ok))]
     fig.add_trace(go.Scatter(x=[r["trial"] for r in ok], y=running, mode="lines",
                              name="best so far"), row=1, col=1)
     if failed:
