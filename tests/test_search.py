@@ -68,9 +68,13 @@ def test_shipped_spaces_use_the_papers_values_and_the_loss_option_names():
     for loss in ("dpo", "sdpo", "dmpo"):
         assert space(loss) == {"pref_beta": {"type": "choice", "values": [0.5, 1.0, 2.0]}}
     assert set(space("sasrec")) == {"learning_rate", "hidden_size"}
-    assert search.default_space_file("TIGER", "apao").name == "apao.yaml"
-    assert search.default_space_file("SASRec", None).name == "sasrec.yaml"
-    assert search.default_space_file("TIGER", "ce").name == "tiger.yaml"  # no ce.yaml
+    names = lambda model, loss: [f.name for f in search.default_space_files(model, loss)]  # noqa: E731
+    assert names("TIGER", "apao") == ["apao.yaml"]
+    assert names("SASRec", None) == ["sasrec.yaml"]
+    assert names("TIGER", "ce") == ["tiger.yaml"]  # ce has no hyperparameters
+    assert names("TIGER", "ce+dpo") == ["dpo.yaml"]
+    merged, _ = search.load_spaces(search.default_space_files("TIGER", "apao+bear"))
+    assert set(merged) == {"apao_beta", "apao_eta", "bear_lambda", "bear_xi"}
 
 
 def test_space_types_become_tune_domains():

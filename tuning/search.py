@@ -14,8 +14,8 @@ It reports the validation metrics to Ray Tune after every validation
 (``ray.tune.report(dict)``); the objective (``--metric``, default the config's
 ``valid_metric``, e.g. ``ndcg@10``) is the best value over the trial's epochs.
 
-Search space (default ``tuning/spaces/<loss>.yaml``, or ``<model>.yaml`` when
-there is no file for the loss, e.g. ``--loss=ce``)::
+Search space (default ``tuning/spaces/<loss>.yaml``, for ``--loss=a+b`` the
+files of both parts, or ``<model>.yaml`` when the loss has none, e.g. ``ce``)::
 
     apao_beta: {type: choice, values: [0.05, 0.1]}
     bear_lambda: {type: uniform, low: 0.1, high: 5.0}      # also loguniform
@@ -58,11 +58,27 @@ PATH_OPTIONS = ("data_path", "init_from")  # path-valued options resolved in the
 
 # -- search space ----------------------------------------------------------------------------
 
-def default_space_file(model: str, loss: str | None) -> Path:
-    """``spaces/<loss>.yaml`` when it exists (a loss's hyperparameters), else ``<model>.yaml``."""
-    if loss and (SPACES_DIR / f"{loss.lower()}.yaml").is_file():
-        return SPACES_DIR / f"{loss.lower()}.yaml"
-    return SPACES_DIR / f"{model.lower()}.yaml"
+def default_space_files(model: str, loss: str | None) -> list[Path]:
+    """``spaces/<loss>.yaml`` (for ``a+b``: the files of the parts that have one), else
+    ``spaces/<model>.yaml`` -- e.g. ``--loss=ce`` has no hyperparameters of its own."""
+    parts = [SPACES_DIR / f"{part.lower()}.yaml" for part in (loss or "").split("+") if part]
+    found = [f for f in parts if f.is_file()]
+    return found or [SPACES_DIR / f"{model.lower()}.yaml"]
+
+
+def load_spaces(paths) -> tuple[dict, list]:
+    """Merge several space files (a key may appear in one file only)."""
+    space, points = {}, []
+    for path in paths:
+        part, part_points = load_space(path)
+        twice = set(space) & set(part)
+        if twice:
+            raise ValueError(f"{path}: {', '.join(sorted(twice))} already searched by another file")
+        space.update(part)
+        points = points or part_points
+    if len(paths) > 1 and points:
+        raise ValueError("points_to_evaluate: give them in a single --space file")
+    return space, points
 
 
 def load_space(path) -> tuple[dict, list]:
@@ -449,8 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args, overrides: dict) -> SearchSettings:
-    space_file = args.space or default_space_file(args.model, args.loss)
-    space, points = load_space(space_file)
+    space_files = [args.space] if args.space else default_space_files(args.model, args.loss)
+    space, points = load_spaces(space_files)
+    space_file = " + ".join(str(f) for f in space_files)
     fixed = sorted(set(space) & set(overrides))
     if fixed:
         raise ValueError(f"{', '.join(fixed)}: both searched ({space_file}) and fixed on the "
