@@ -38,6 +38,7 @@ below ``--alpha``.  The table states the test, alternative and alpha.
 
 import argparse
 import csv
+import json
 import math
 import re
 import shlex
@@ -178,8 +179,6 @@ def load_or_train(run: RunSpec, dataset: str, seed: int, overrides: dict, result
 
     Returns ``None`` when the result is missing and ``train`` is false.
     """
-    import json
-
     path = result_path(results_dir, run, seed)
     expected = expected_settings(run, dataset, seed, overrides)
     if path.is_file():
@@ -465,10 +464,11 @@ def main(argv=None) -> Table | None:
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     runs += [m for m in methods or [] if m.spec not in {r.spec for r in runs}]
-    labels = [r.label for r in runs]
-    if len(set(labels)) != len(labels):
-        raise SystemExit(f"error: two runs share a label ({', '.join(labels)}): give their "
-                         "config files different names")
+    for what in ("label", "slug"):
+        names = [getattr(r, what) for r in runs]
+        if len(set(names)) != len(names):
+            raise SystemExit(f"error: two runs share a {what} ({', '.join(names)}): give "
+                             "their config files different names")
     roles = assign_roles(runs, methods)
     out = args.out or Path("saved") / "compare" / args.dataset
     results_dir = args.results_dir or out / "runs"
