@@ -361,7 +361,7 @@ def write_best_yaml(settings: SearchSettings, row: dict, path: Path, exp_dir: Pa
         f"# python run_recbole_genrec.py --model={settings.model}{loss} "
         f"--dataset={settings.dataset} --config_files={path}",
     ]
-    body = yaml.safe_dump(best_config(settings, row), sort_keys=False, default_flow_style=None)
+    body = yaml.safe_dump(best_config(settings, row), sort_keys=False, default_flow_style=False)
     path.write_text("\n".join(header) + "\n" + body, encoding="utf-8")
 
 
