@@ -58,7 +58,7 @@ class LlamaBlock(nn.Module):
     def __init__(self, d_model, n_heads, d_ff):
         super().__init__()
         self.norm1, self.norm2 = RMSNorm(d_model), RMSNorm(d_model)
-        self.attn = MultiHeadAttention(d_model, n_heads, d_model // n_heads, dropout=0.0)
+        self.attn = MultiHeadAttention(d_model, n_heads, d_model // n_heads)
         self.ffn = SwiGLU(d_model, d_ff)
 
     def prefix(self, x, rope, bias):

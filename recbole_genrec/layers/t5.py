@@ -57,8 +57,8 @@ class T5EncoderLayer(nn.Module):
     def __init__(self, d_model, n_heads, head_dim, d_ff, dropout):
         super().__init__()
         self.norm1, self.norm2 = RMSNorm(d_model), RMSNorm(d_model)
-        self.attn = MultiHeadAttention(d_model, n_heads, head_dim, dropout)
-        self.ffn = ReluFFN(d_model, d_ff, dropout)
+        self.attn = MultiHeadAttention(d_model, n_heads, head_dim)
+        self.ffn = ReluFFN(d_model, d_ff)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, bias):  # x [B, S, d], bias [B, H, S, S]
@@ -89,9 +89,9 @@ class T5DecoderLayer(nn.Module):
     def __init__(self, d_model, n_heads, head_dim, d_ff, dropout):
         super().__init__()
         self.norm1, self.norm2, self.norm3 = RMSNorm(d_model), RMSNorm(d_model), RMSNorm(d_model)
-        self.self_attn = MultiHeadAttention(d_model, n_heads, head_dim, dropout)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, head_dim, dropout)
-        self.ffn = ReluFFN(d_model, d_ff, dropout)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, head_dim)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, head_dim)
+        self.ffn = ReluFFN(d_model, d_ff)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, self_bias, cross_kv, cross_bias, cache=None):

@@ -14,15 +14,21 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
 
 class MultiHeadAttention(nn.Module):
-    """Projections around ``scaled_dot_product_attention``; callers own the caches."""
+    """Projections around ``scaled_dot_product_attention``; callers own the caches.
 
-    def __init__(self, d_model: int, n_heads: int, head_dim: int, dropout: float):
+    No dropout on the attention probabilities: it would force PyTorch's
+    unfused attention path (a materialised ``[N, H, T, S]`` mask per layer),
+    which costs more than the rest of a training step on CPU.  Blocks apply
+    dropout to their residual branches instead.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, head_dim: int):
         super().__init__()
-        self.n_heads, self.head_dim, self.dropout = n_heads, head_dim, dropout
+        self.n_heads, self.head_dim = n_heads, head_dim
         inner = n_heads * head_dim
         self.q = nn.Linear(d_model, inner, bias=False)
         self.k = nn.Linear(d_model, inner, bias=False)
@@ -42,22 +48,24 @@ class MultiHeadAttention(nn.Module):
     def attend(self, q, k, v, bias=None):
         """``q [N, H, T, dh]``, ``k/v [N, H, S, dh]``, additive ``bias`` broadcastable
         to ``[N, H, T, S]`` -> ``[N, T, d]``."""
-        p = self.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return self.o(out.transpose(1, 2).flatten(2))
 
 
 class ReluFFN(nn.Module):
-    """T5 feed-forward: ReLU between two bias-free projections."""
+    """T5 feed-forward: ReLU between two bias-free projections.
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float):
+    (T5 also drops out the ``d_ff``-wide activations; on CPU drawing that mask
+    costs as much as the projections, so dropout stays on the residual branch.)
+    """
+
+    def __init__(self, d_model: int, d_ff: int):
         super().__init__()
         self.wi = nn.Linear(d_model, d_ff, bias=False)
         self.wo = nn.Linear(d_ff, d_model, bias=False)
-        self.drop = nn.Dropout(dropout)
 
     def forward(self, x):
-        return self.wo(self.drop(F.relu(self.wi(x))))
+        return self.wo(F.relu(self.wi(x)))
 
 
 class SwiGLU(nn.Module):
