@@ -88,6 +88,11 @@ class GenRecConfig(Config):
                          config_file_list=[str(f) for f in files], config_dict=config_dict)
         self.final_config_dict["loss"] = loss
         self._check_option_names(self._file_options, config_dict, cmd_overrides)
+        if self.final_config_dict.get("init_from") and not is_generative(model_class):
+            raise ConfigError(
+                f"--init_from={self.final_config_dict['init_from']} applies to generative "
+                f"models only (second-stage losses); {model} is a RecBole model"
+            )
 
     # RecBole hooks -----------------------------------------------------------------
     def _load_config_files(self, file_list):

@@ -74,6 +74,16 @@ def test_loss_with_a_classic_model_is_an_error():
         GenRecConfig("BERT4Rec", "Office", config_dict={"loss": "ce"})
 
 
+def test_init_from_with_a_classic_model_is_an_error(tmp_path):
+    # (it used to fail later with "'SequentialTrainer' object has no attribute ...")
+    with pytest.raises(ConfigError, match=r"--init_from=x\.pth applies to generative models"):
+        GenRecConfig("SASRec", "Office", cmd_overrides={"init_from": "x.pth"})
+    path = tmp_path / "mine.yaml"
+    path.write_text("init_from: y.pth\n")
+    with pytest.raises(ConfigError, match=r"--init_from=y\.pth"):
+        GenRecConfig("BERT4Rec", "Office", config_file_list=[str(path)])
+
+
 # -- unknown options and malformed files ---------------------------------------------
 
 def test_unknown_option_in_overrides_with_suggestion():
