@@ -10,6 +10,9 @@
 """
 
 import enum
+import os
+import uuid
+from pathlib import Path
 from time import perf_counter
 
 import numpy as np
@@ -41,6 +44,12 @@ def plain_config(config) -> dict:
 class SequentialTrainer(Trainer):
     def __init__(self, config, model):
         super().__init__(config, model)
+        # RecBole names checkpoints <model>-<time to the second>.pth: runs started in
+        # the same second would overwrite each other's; add the dataset and a nonce
+        stem = Path(self.saved_model_file).stem
+        self.saved_model_file = str(Path(self.checkpoint_dir) / (
+            f"{stem.replace(config['model'], config['model'] + '-' + config['dataset'], 1)}"
+            f"-{os.getpid()}-{uuid.uuid4().hex[:6]}.pth"))
         self.epoch_times = []
         self.last_eval_users = None  # user tokens of the last evaluate() call
         self.last_eval_ranks = None  # 1-based rank of the target, 0 = outside top-k
