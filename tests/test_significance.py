@@ -175,9 +175,15 @@ def test_welch_and_one_sample_match_hand_computation():
     assert sig.one_sample(a, b.mean(), alternative="greater").pvalue == pytest.approx(ref.pvalue)
 
 
-def test_seed_level_tests_need_two_seeds():
+def test_seed_level_tests_need_two_seeds_and_some_variance():
     assert math.isnan(sig.welch([0.1], [0.2, 0.3]).pvalue)
     assert math.isnan(sig.one_sample([0.1], 0.2).pvalue)
+    # identical seed values (metrics are rounded to 4 decimals): scipy says t=inf, p=0
+    assert stats.ttest_1samp([0.0155, 0.0155], 0.0138).pvalue == 0.0
+    assert math.isnan(sig.one_sample([0.0155, 0.0155], 0.0138).pvalue)
+    assert math.isnan(sig.welch([0.0155, 0.0155], [0.0138, 0.0138]).pvalue)
+    assert sig.one_sample([0.0155, 0.0155], 0.0155).pvalue == 1.0
+    assert sig.welch([0.0155, 0.0155], [0.0155, 0.0155]).pvalue == 1.0
 
 
 # -- Holm--Bonferroni ---------------------------------------------------------------------------

@@ -336,6 +336,10 @@ def _fmt_metric(metric: str) -> str:
     return f"{pretty}@{k}"
 
 
+def _fmt_stat(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.3f}"
+
+
 def _fmt_p(p: float) -> str:
     return "n/a" if math.isnan(p) else (f"{p:.2e}" if p < 1e-3 else f"{p:.4f}")
 
@@ -378,7 +382,8 @@ def render_markdown(table: Table) -> str:
         lines += [
             f"Significance: {sig.DESCRIPTIONS[table.test]}; alternative {table.alternative}; "
             f"Holm-Bonferroni correction across the {len(methods) * len(metrics)} "
-            f"(method, metric) cells; {MARK} = adjusted p < alpha = {table.alpha}.",
+            f"(method, metric) cells; {MARK} = adjusted p < alpha = {table.alpha}; n/a = test "
+            "undefined (fewer than 2 seeds, or no variance across seeds).",
             "", "| Method | Metric | Best baseline | Improv. | Statistic | p | p (Holm) | Sig. |",
             "|---|---|---|---:|---:|---:|---:|:---:|"]
         for label in methods:
@@ -386,7 +391,7 @@ def render_markdown(table: Table) -> str:
                 c = table.cells[label, m]
                 lines.append(
                     f"| {label} | {_fmt_metric(m)} | {c.best_baseline} | "
-                    f"{c.improvement_pct:+.2f}% | {c.statistic:.3f} | {_fmt_p(c.p_value)} | "
+                    f"{c.improvement_pct:+.2f}% | {_fmt_stat(c.statistic)} | {_fmt_p(c.p_value)} | "
                     f"{_fmt_p(c.p_holm)} | {MARK if c.significant else ''} |")
     if table.overrides:
         lines += ["", "Overrides for every run: "

@@ -14,6 +14,11 @@ Two kinds of samples are compared:
   (``tests/test_significance.py`` measures it); prefer ``welch`` for a
   test that accounts for both runs' seed variance.
 
+A test that is undefined -- fewer than two seeds, or seed values without any
+variance (e.g. two seeds with the same 4-decimal metric) while the means differ,
+where scipy would report t = inf, p = 0 -- returns ``pvalue = NaN``: never
+significant.
+
 ``holm`` applies the Holm--Bonferroni step-down correction across a family of
 p-values (the cells of a results table).
 
@@ -76,8 +81,8 @@ def welch(method_seeds, baseline_seeds, alternative="two-sided") -> TestResult:
     a, b = _array(method_seeds), _array(baseline_seeds)
     if len(a) < 2 or len(b) < 2:
         return TestResult("welch", math.nan, math.nan, len(a))
-    if np.ptp(a) == 0 and np.ptp(b) == 0 and a[0] == b[0]:
-        return TestResult("welch", 0.0, 1.0, len(a))
+    if np.ptp(a) == 0 and np.ptp(b) == 0:  # no variance at all: t is 0/0 or x/0
+        return TestResult("welch", *((0.0, 1.0) if a[0] == b[0] else (math.nan, math.nan)), len(a))
     res = stats.ttest_ind(a, b, equal_var=False, alternative=alternative)
     return TestResult("welch", float(res.statistic), float(res.pvalue), len(a))
 
@@ -91,8 +96,9 @@ def one_sample(method_seeds, baseline_mean, alternative="two-sided") -> TestResu
     a = _array(method_seeds)
     if len(a) < 2:
         return TestResult("one_sample", math.nan, math.nan, len(a))
-    if np.ptp(a) == 0 and a[0] == baseline_mean:
-        return TestResult("one_sample", 0.0, 1.0, len(a))
+    if np.ptp(a) == 0:  # identical seed values: t is 0/0 or x/0, scipy would say p = 0
+        same = a[0] == baseline_mean
+        return TestResult("one_sample", *((0.0, 1.0) if same else (math.nan, math.nan)), len(a))
     res = stats.ttest_1samp(a, popmean=float(baseline_mean), alternative=alternative)
     return TestResult("one_sample", float(res.statistic), float(res.pvalue), len(a))
 
