@@ -68,7 +68,12 @@ class GenRecConfig(Config):
         model_class = get_model(model)
         config_dict = dict(config_dict or {})
         cmd_overrides = dict(cmd_overrides or {})
+        # the loss picks property files, so it is resolved first, with the usual
+        # precedence: command line > config_dict > the last --config_files that sets it
         loss = cmd_overrides.get("loss", config_dict.get("loss"))
+        for path in reversed(list(config_file_list or [])):
+            if loss is None:
+                loss = read_yaml(path).get("loss")
         if is_generative(model_class):
             loss = loss or "ce"
             for part in loss.split("+"):

@@ -54,9 +54,9 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
     """
     start = perf_counter()
     config = GenRecConfig(model, dataset, config_files, config_dict, cmd_overrides)
-    config.final_config_dict.setdefault("loss", None)
     result_file = Path(result_file or config["result_file"] or default_result_file(config))
     init_seed(config["seed"], config["reproducibility"])
+    _reset_root_logger()  # RecBole's init_logger uses basicConfig: once per process otherwise
     init_logger(config)
     logger = logging.getLogger()
     logger.info(config)
@@ -117,6 +117,13 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
     result_file.write_text(json.dumps(result, indent=1))
     result["result_file"] = str(result_file)
     return result
+
+
+def _reset_root_logger():
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
 
 
 def _finite(x):

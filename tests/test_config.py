@@ -209,3 +209,18 @@ def test_protocol_defaults():
     assert config["data_path"] == str(DATASET_ROOT / "Office")
     assert config["loss"] is None
     assert (PROPERTIES / "overall.yaml").is_file()
+
+
+def test_loss_from_config_file(tmp_path, tiny_dataset):
+    """``loss:`` in a --config_files YAML selects the loss (and its property file)."""
+    from recbole_genrec.config import GenRecConfig
+
+    path = tmp_path / "exp.yaml"
+    path.write_text("loss: bear\n")
+    config = GenRecConfig("TIGER", tiny_dataset.name, config_file_list=[str(path)],
+                          config_dict=tiny_dataset.config)
+    assert config["loss"] == "bear" and config["bear_lambda"] is not None
+    # the command line still wins
+    config = GenRecConfig("TIGER", tiny_dataset.name, config_file_list=[str(path)],
+                          config_dict=tiny_dataset.config, cmd_overrides={"loss": "msl"})
+    assert config["loss"] == "msl" and config["msl_tau"] is not None
