@@ -10,7 +10,7 @@ import inspect
 import recbole.model.sequential_recommender as recbole_sequential
 from recbole.model.abstract_recommender import SequentialRecommender
 
-from recbole_genrec.losses import LOSSES
+from recbole_genrec.losses import LOSSES, loss_class
 from recbole_genrec.model import GENERATIVE_MODELS
 from recbole_genrec.trainer import GenerativeTrainer, SequentialTrainer
 
@@ -53,9 +53,4 @@ def loss_names() -> list[str]:
     return sorted(LOSSES)
 
 
-def get_loss(name: str):
-    if name not in LOSSES:
-        raise ValueError(
-            f"unknown loss {name!r} (option --loss). Valid losses: {', '.join(loss_names())}"
-        )
-    return LOSSES[name]
+get_loss = loss_class

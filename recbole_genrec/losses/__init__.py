@@ -17,13 +17,19 @@ LOSSES = {cls.name: cls for cls in (CrossEntropyLoss, APAOLoss, BEARLoss, MSLLos
                                      DPOLoss, DMPOLoss, SDPOLoss)}
 
 
+def loss_class(name: str):
+    """The loss class registered as ``name``; an unknown name lists the valid ones."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r} (option --loss). "
+                         f"Valid losses: {', '.join(sorted(LOSSES))}")
+    return LOSSES[name]
+
+
 def build_loss(config, model):
     """The loss named by ``config['loss']``; ``'a+b'`` builds a :class:`CombinedLoss`."""
     names = (config["loss"] or "ce").split("+")
     for name in names:
-        if name not in LOSSES:
-            raise ValueError(f"unknown loss {name!r} (option --loss). "
-                             f"Valid losses: {', '.join(sorted(LOSSES))}")
+        loss_class(name)
     if len(names) == 1:
         return LOSSES[names[0]](config, model)
     return CombinedLoss(config, model, names, LOSSES)
