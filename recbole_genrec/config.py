@@ -12,6 +12,7 @@ no property file or RecBole default knows.
 """
 
 import difflib
+import re
 from pathlib import Path
 
 import yaml
@@ -33,6 +34,25 @@ DATASET_ROOT = PROJECT_ROOT / "dataset"
 RUN_OPTIONS = {"model", "dataset", "loss", "config_files", "result_file", "init_from"}
 
 
+# PyYAML (YAML 1.1) reads ``5e-6`` as a string; RecBole's config loader adds this
+# resolver so scientific notation without a dot is a float -- do the same here.
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+class YamlLoader(yaml.SafeLoader):
+    """Safe loader that reads ``1e-5`` as a float, like RecBole's config files."""
+
+
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
 class ConfigError(ValueError):
     """A configuration file or option is invalid."""
 
@@ -47,7 +67,7 @@ def property_files(model: str, dataset: str, loss: str | None) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
-def read_yaml(path, loader=yaml.FullLoader) -> dict:
+def read_yaml(path, loader=YamlLoader) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.load(f.read(), Loader=loader)

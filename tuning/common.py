@@ -1,49 +1,9 @@
-"""Small helpers shared by ``tuning.search`` and ``tuning.compare``."""
+"""Small helpers shared by ``tuning.search`` and ``tuning.compare``.
 
-import re
+YAML files are read with :func:`recbole_genrec.config.read_yaml` and values made
+plain with :func:`recbole_genrec.trainer.plain_value`."""
+
 from pathlib import Path
-
-import numpy as np
-import yaml
-
-# YAML 1.1 (PyYAML) reads ``5e-6`` as a string; RecBole's config loader adds this
-# resolver so scientific notation without a dot is a float -- do the same here.
-_FLOAT = re.compile(
-    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+][0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""",
-    re.X,
-)
-
-
-class YamlLoader(yaml.SafeLoader):
-    """Safe loader that reads ``1e-5`` as a float, like RecBole's config files."""
-
-
-YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-
-
-def load_yaml(path) -> dict:
-    with open(path, encoding="utf-8") as f:
-        data = yaml.load(f, Loader=YamlLoader)
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping, got {type(data).__name__}")
-    return data
-
-
-def plain(value):
-    """numpy scalars / containers -> plain Python values (YAML/JSON safe)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def typed_overrides(overrides: dict) -> dict:

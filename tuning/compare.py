@@ -49,7 +49,8 @@ from pathlib import Path
 import numpy as np
 
 from tuning import significance as sig
-from tuning.common import load_yaml, remove_checkpoint, typed_overrides
+from recbole_genrec.config import read_yaml
+from tuning.common import remove_checkpoint, typed_overrides
 
 DEFAULT_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 DEFAULT_FIRST_SEED = 2020  # RecBole's default seed: --seeds=1 reproduces a plain run
@@ -142,7 +143,7 @@ def expected_settings(run: RunSpec, dataset: str, seed: int, overrides: dict) ->
     """Config values a stored result must have to count as this run with this seed."""
     expected = {}
     if run.config_file:
-        expected.update(load_yaml(run.config_file))
+        expected.update(read_yaml(run.config_file))
     expected.update(typed_overrides(overrides))
     expected.update(model=run.model, dataset=dataset, seed=seed)
     if run.loss:

@@ -45,7 +45,9 @@ from pathlib import Path
 import yaml
 from ray import tune
 
-from tuning.common import load_yaml, plain, remove_checkpoint, typed_overrides
+from recbole_genrec.config import read_yaml
+from recbole_genrec.trainer import plain_value
+from tuning.common import remove_checkpoint, typed_overrides
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SPACES_DIR = Path(__file__).resolve().parent / "spaces"
@@ -83,7 +85,7 @@ def load_spaces(paths) -> tuple[dict, list]:
 
 def load_space(path) -> tuple[dict, list]:
     """Read a space YAML: ``(space, points_to_evaluate)``; ``space``: key -> spec dict."""
-    raw = load_yaml(path)
+    raw = read_yaml(path)
     points = raw.pop("points_to_evaluate", None) or []
     if not raw:
         raise ValueError(f"{path}: the search space is empty")
@@ -189,7 +191,7 @@ def train_trial(params: dict, settings: SearchSettings) -> None:
         trial_dir = Path(tune.get_context().get_trial_dir())
         trial_dir.mkdir(parents=True, exist_ok=True)
         os.chdir(trial_dir)  # RecBole writes ./log and ./log_tensorboard into the cwd
-    config_dict = plain(dict(params))
+    config_dict = plain_value(dict(params))
     # the GPU(s) Ray assigned; RecBole would otherwise reset CUDA_VISIBLE_DEVICES to gpu_id
     config_dict["gpu_id"] = ",".join(str(g) for g in ray.get_gpu_ids())
     config_dict["checkpoint_dir"] = str(trial_dir / "checkpoints")
@@ -319,7 +321,7 @@ def trial_rows(grid, settings: SearchSettings) -> list[dict]:
         row = {"trial": _trial_index(trial_dir.name), "trial_id": _trial_id(r, trial_dir.name),
                "status": ("ERROR" if r.error else
                           "COMPLETED" if (trial_dir / RUN_RESULT).is_file() else "STOPPED"),
-               **{k: plain(r.config.get(k)) for k in settings.space},
+               **{k: plain_value(r.config.get(k)) for k in settings.space},
                "objective": math.nan, "best_epoch": "", "epochs_reported": 0}
         if has_metric and len(frame):
             scores = frame[settings.metric].astype(float)
@@ -346,10 +348,10 @@ def best_config(settings: SearchSettings, row: dict) -> dict:
     """Self-contained config: the searched run's config files, overrides, best values."""
     config = {}
     for path in settings.config_files:
-        config.update(load_yaml(path))
+        config.update(read_yaml(path))
     config.update(typed_overrides(settings.overrides))
-    config.update({k: plain(row[k]) for k in settings.space})
-    return plain(config)
+    config.update({k: plain_value(row[k]) for k in settings.space})
+    return plain_value(config)
 
 
 def write_best_yaml(settings: SearchSettings, row: dict, path: Path, exp_dir: Path) -> None:
