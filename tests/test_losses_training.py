@@ -172,3 +172,22 @@ def test_result_json_records_loss_hyperparameters_and_final_weights(tiny_dataset
     weights = result["loss_state"]["final"]["prefix_weights"]
     assert len(weights) == 3 and sum(weights) == pytest.approx(1.0, abs=1e-5)
     assert result["loss_state"]["per_epoch"][0]["prefix_weights"] == weights
+
+
+def test_checkpointed_candidate_chunks_give_the_same_loss_and_gradients(tiny_dataset):
+    config, model, train, *_ = build("TIGER", tiny_dataset, loss="apao", apao_variant="pairwise",
+                                     apao_n_neg=7, apao_eta=0.0)  # fixed weights
+    model.train()
+    inter = first_batch(train)
+    negatives = torch.randint(1, model.n_items, (len(inter), 7),
+                              generator=torch.Generator().manual_seed(1))
+    model.sample_items = lambda n_rows, n: negatives
+    params = [p for p in model.parameters() if p.requires_grad]
+    results = []
+    for chunk in (0, 3):
+        model.loss.neg_chunk = chunk
+        loss = model.calculate_loss(inter)
+        results.append((loss.detach(), torch.autograd.grad(loss, params, allow_unused=True)))
+    (l0, g0), (l1, g1) = results
+    assert torch.allclose(l0, l1, atol=1e-6)
+    assert all((a is None and b is None) or torch.allclose(a, b, atol=1e-6) for a, b in zip(g0, g1))

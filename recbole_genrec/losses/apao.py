@@ -16,7 +16,9 @@ Prefix losses (``apao_variant``):
   (encoder once, decoder on the candidates).  At each ``m`` a negative whose
   ``m``-prefix equals the positive's, or repeats an earlier negative's, is
   masked (prefixes compared through ``trie.item_node``), so each distinct
-  competing prefix counts once.
+  competing prefix counts once.  ``apao_neg_chunk > 0`` decodes the negatives in
+  groups under activation checkpointing (same values, less memory, one more
+  decoder forward; see ``benchmarks/loss_cost.py``).
 
 Options where the paper's text, its Algorithm 1 and the authors' code differ
 (the equations are the default):
@@ -86,6 +88,7 @@ class APAOLoss(GenerativeLoss):
         self.beta = float(config["apao_beta"])
         self.variant = option(config, "apao_variant", self.VARIANTS)
         self.n_neg = int(config["apao_n_neg"])
+        self.neg_chunk = int(config["apao_neg_chunk"] or 0)
         self.length_norm = bool(option(config, "apao_pair_length_norm", (True, False)))
         self.neg_scale = option(config, "apao_neg_scale", ("none", "catalog"))
         levels = option(config, "apao_prefix_levels", ("all", "semantic"))
@@ -104,7 +107,7 @@ class APAOLoss(GenerativeLoss):
         if self.variant == "pointwise":
             return pointwise_prefix_losses(token_logp, self.lengths)
         negatives = sample_negatives(model, batch.items, self.n_neg)  # [B, N]
-        neg_logp = candidate_logp(model, batch.ctx, negatives)  # [B, N, L]
+        neg_logp = candidate_logp(model, batch.ctx, negatives, self.neg_chunk)  # [B, N, L]
         item_node = model.trie.item_node
         valid = distinct_competitors(item_node[batch.items][:, self.lengths],
                                      item_node[negatives][..., self.lengths])  # [B, N, M]

@@ -8,6 +8,7 @@ history is encoded once per user and only the decoder runs on the candidates.
 """
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 
 def sample_negatives(model, items: torch.Tensor, n: int) -> torch.Tensor:
@@ -15,9 +16,20 @@ def sample_negatives(model, items: torch.Tensor, n: int) -> torch.Tensor:
     return model.sample_items(len(items), n).to(items.device)
 
 
-def candidate_logp(model, ctx, items: torch.Tensor) -> torch.Tensor:
-    """Token log-probs ``[B, N, L]`` of the items ``[B, N]`` (teacher forcing on their codes)."""
-    return model.code_logp(ctx, model.codes[items])
+def candidate_logp(model, ctx, items: torch.Tensor, chunk: int = 0) -> torch.Tensor:
+    """Token log-probs ``[B, N, L]`` of the items ``[B, N]`` (teacher forcing on their codes).
+
+    ``chunk > 0`` (when gradients are on) runs the decoder on groups of ``chunk``
+    candidates under activation checkpointing: each group's activations are
+    recomputed in the backward pass instead of kept, so the peak holds one
+    group's activations instead of all ``N`` -- one more decoder forward over the
+    candidates, for a fraction of the memory.
+    """
+    codes = model.codes[items]
+    if not chunk or chunk >= codes.shape[1] or not torch.is_grad_enabled():
+        return model.code_logp(ctx, codes)
+    return torch.cat([checkpoint(model.code_logp, ctx, part, use_reentrant=False)
+                      for part in codes.split(chunk, dim=1)], dim=1)
 
 
 def first_occurrence(keys: torch.Tensor, dim: int = 1) -> torch.Tensor:

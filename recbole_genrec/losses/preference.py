@@ -8,7 +8,8 @@ it is neither in the ``state_dict`` nor in the optimizer, and the copy does not
 contain the reference again.
 
 Per target, ``pref_n_neg`` items are sampled uniformly (resampled every batch);
-a negative equal to the target item is masked.  With the sequence log-prob
+a negative equal to the target item is masked (``pref_neg_chunk``: as
+``apao_neg_chunk``, checkpointed groups of negatives for less memory).  With the sequence log-prob
 ``log pi(e) = sum_t log P(e^t | e^<t, x)`` (summed token log-probs) the implicit
 reward is ``r(e) = pref_beta * (log pi_theta(e) - log pi_ref(e))``, and
 
@@ -55,6 +56,7 @@ class PreferenceLoss(GenerativeLoss):
         super().__init__(config, model)
         self.beta = float(config["pref_beta"])
         self.n_neg = int(config["pref_n_neg"])
+        self.neg_chunk = int(config["pref_neg_chunk"] or 0)
         self.reference_mode = option(config, "pref_reference", ("frozen", "none"))
         self._reference = []  # [frozen copy of the model]; a list keeps it out of the module tree
 
@@ -74,7 +76,7 @@ class PreferenceLoss(GenerativeLoss):
     def sequence_logp(self, model, batch, negatives):
         """``log pi_theta`` of the targets ``[B]`` and of the negatives ``[B, N]``."""
         pos = batch.token_logp().sum(-1)
-        neg = candidate_logp(model, batch.ctx, negatives).sum(-1)
+        neg = candidate_logp(model, batch.ctx, negatives, self.neg_chunk).sum(-1)
         return pos, neg
 
     @torch.no_grad()
