@@ -4,12 +4,13 @@ Throughput -- one process, the same micro-batches for every loss:
 
 * one optimizer batch of ``train_batch_size`` (1024) from Office's training data is
   split like ``GenerativeTrainer`` does (sorted by history length, micro-batches
-  of ``micro_batch_size`` = 128); the middle one is the warm-up, ``--steps`` (4)
-  others spread over the length range are timed;
+  of ``micro_batch_size`` = 128); all of them are timed (``--steps k``: k of them,
+  spread over the length range), after a warm-up step on a micro-batch of the
+  next batch;
 * every loss gets its own TIGER, built from the same seed (identical weights),
   and its own AdamW; a *micro-step* is forward + loss + backward + optimizer step;
 * the losses take turns step by step (round robin), so that changing load on the
-  machine hits all of them alike, for ``--rounds`` (3) passes over the timed
+  machine hits all of them alike, for ``--rounds`` (2) passes over the timed
   micro-batches; a micro-batch's time is its fastest pass (other work on the
   machine only adds time; medians are reported too), and samples/s = timed
   samples / summed times.  CPU time (``process_time``) is recorded as well.
@@ -19,17 +20,20 @@ Throughput -- one process, the same micro-batches for every loss:
 
 Peak memory -- one subprocess per measured loss (``--memory``, default ``ce``,
 ``apao_pairwise`` and ``apao_pairwise_chunk25``, the same with ``apao_neg_chunk=25``): after data and model are built the kernel's peak-RSS counter
-is reset (``/proc/self/clear_refs``), then a warm-up and one step run on the
-longest-history micro-batch; the peak is VmHWM minus the RSS before the steps
+is reset (``/proc/self/clear_refs``), then two steps run on the longest-history
+micro-batch; the peak is VmHWM minus the RSS before the steps
 (process RSS: torch's CPU allocations, which tracemalloc does not see).
 
 Where the time goes -- ``torch.profiler`` over one micro-step (the middle
-micro-batch; the fastest of ``--profile-repeats`` = 3) of ``ce``,
+micro-batch, after the warm-up; the fastest of ``--profile-repeats`` = 3) of ``ce``,
 ``apao_pairwise`` and ``sdpo``: the top operators by self CPU time, and the
 phases (training pass, candidates' decoder, backward, optimizer) labelled with
 ``record_function``.
 
-    .venv/bin/python benchmarks/loss_cost.py
+    .venv/bin/python benchmarks/loss_cost.py --threads 1
+
+(one torch thread: on a shared 2-core machine two threads per process stall on
+each other whenever another job takes a core.)
 
 writes ``benchmarks/results/loss_cost.json`` and prints a table.
 """
@@ -81,10 +85,12 @@ def prepare(dataset: str, micro_batch_size: int, seed_config: dict):
     init_seed(config["seed"], True)
     data = GenRecDataset(config)
     train, _, _ = data_preparation(config, data)
-    batch = next(iter(train))
-    order = batch[batch_key(config)].argsort()
-    micro = [batch[idx] for idx in order.split(micro_batch_size)]
-    return train._dataset, micro
+    batches = iter(train)
+    micro = []
+    for batch in (next(batches), next(batches)):  # timed batch, warm-up batch
+        order = batch[batch_key(config)].argsort()
+        micro.append([batch[idx] for idx in order.split(micro_batch_size)])
+    return train._dataset, micro[0], micro[1][len(micro[1]) // 2]
 
 
 def batch_key(config):
@@ -116,14 +122,13 @@ def micro_step(model, optimizer, micro) -> float:
 
 # -- throughput (one process) ----------------------------------------------------------
 
-def throughput(args, dataset, micro) -> dict:
+def throughput(args, dataset, micro, warmup) -> dict:
     n = len(micro)
-    warm = n // 2
-    timed = [i for i in range(n) if i != warm]
-    timed = [timed[round(k * (len(timed) - 1) / max(1, args.steps - 1))] for k in range(args.steps)]
+    steps = args.steps or n
+    timed = [round(k * (n - 1) / max(1, steps - 1)) for k in range(steps)]
     models = {v: build_model(v, dataset, args.dataset, args.extra) for v in args.losses}
     for v, (model, opt) in models.items():
-        micro_step(model, opt, micro[warm])
+        micro_step(model, opt, warmup)
     # wall[v][k][r], cpu[v][k][r]: loss v, timed micro-batch k, round r
     wall = {v: [[] for _ in timed] for v in args.losses}
     cpu = {v: [[] for _ in timed] for v in args.losses}
@@ -153,7 +158,9 @@ def throughput(args, dataset, micro) -> dict:
             out[v]["time_vs_ce"] = round(out[v]["seconds_best"] / ce["seconds_best"], 2)
             out[v]["time_vs_ce_median"] = round(out[v]["seconds_median"] / ce["seconds_median"], 2)
             out[v]["cpu_time_vs_ce"] = round(out[v]["cpu_seconds_best"] / ce["cpu_seconds_best"], 2)
-    return {"warmup_micro_batch": warm, "timed_micro_batches": timed, "rounds": args.rounds,
+    return {"timed_micro_batches": timed, "rounds": args.rounds,
+            "mean_history_length_all": round(float(sum(m[args.len_field].float().sum() for m in micro))
+                                             / sum(len(m) for m in micro), 2),
             "mean_history_lengths": [round(float(micro[i][args.len_field].float().mean()), 1)
                                      for i in timed],
             "per_loss": out}
@@ -161,7 +168,7 @@ def throughput(args, dataset, micro) -> dict:
 
 # -- profile ---------------------------------------------------------------------------
 
-def profile(args, dataset, micro) -> dict:
+def profile(args, dataset, micro, warmup) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, record_function
 
@@ -180,7 +187,7 @@ def profile(args, dataset, micro) -> dict:
 
         model.train_batch, model.code_logp = train_batch, code_logp
         mb = micro[len(micro) // 2]
-        micro_step(model, opt, mb)  # warm-up
+        micro_step(model, opt, warmup)
         best = None
         for _ in range(args.profile_repeats):  # keep the fastest (least disturbed) step
             with torch.profiler.profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -214,7 +221,7 @@ def profile(args, dataset, micro) -> dict:
 def memory_worker(args) -> dict:
     import torch
 
-    dataset, micro = prepare(args.dataset, args.micro_batch_size, args.extra)
+    dataset, micro, _ = prepare(args.dataset, args.micro_batch_size, args.extra)
     model, opt = build_model(args.memory_worker, dataset, args.dataset, args.extra)
     longest = micro[-1]
     gc.collect()
@@ -249,8 +256,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="Office")
     parser.add_argument("--losses", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--steps", type=int, default=4, help="timed micro-batches per loss")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--steps", type=int, default=0,
+                        help="timed micro-batches per loss, spread over the history lengths "
+                             "(default 0: all micro-batches of the optimizer batch)")
+    parser.add_argument("--rounds", type=int, default=2,
                         help="passes over the timed micro-batches; a micro-batch's time is its "
                              "fastest pass (other work on the machine only adds time)")
     parser.add_argument("--micro-batch-size", type=int, default=128)
@@ -265,6 +274,7 @@ def main(argv=None):
     parser.add_argument("--memory-worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
     cli = list(argv if argv is not None else sys.argv[1:])
     args = parser.parse_args(cli)
+    args.output = args.output.resolve()  # the run changes into a scratch directory
 
     import torch
 
@@ -280,11 +290,11 @@ def main(argv=None):
     os.chdir(tempfile.mkdtemp(prefix="loss_cost_"))  # RecBole writes log/ into the cwd
     start = perf_counter()
     load = [os.getloadavg()[0]]
-    dataset, micro = prepare(args.dataset, args.micro_batch_size, args.extra)
+    dataset, micro, warmup = prepare(args.dataset, args.micro_batch_size, args.extra)
     print(f"{len(micro)} micro-batches of {args.micro_batch_size}; timing {args.losses} ...", flush=True)
-    speed = throughput(args, dataset, micro)
+    speed = throughput(args, dataset, micro, warmup)
     load.append(os.getloadavg()[0])
-    prof = profile(args, dataset, micro) if args.profile else {}
+    prof = profile(args, dataset, micro, warmup) if args.profile else {}
     memory = {v: run_memory(args, v) for v in args.memory}
     load.append(os.getloadavg()[0])
 
@@ -293,7 +303,8 @@ def main(argv=None):
         "benchmark": "training cost per loss vs CE, TIGER on Office (issue 4)",
         "command": command,
         "dataset": args.dataset, "model": "TIGER (properties/model/TIGER.yaml)",
-        "micro_batch_size": args.micro_batch_size, "timed_micro_batches": args.steps,
+        "micro_batch_size": args.micro_batch_size,
+        "timed_micro_batches": len(speed["timed_micro_batches"]),
         "rounds": args.rounds,
         "variants": VARIANTS,
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
@@ -301,7 +312,7 @@ def main(argv=None):
         "total_s": round(perf_counter() - start, 1),
         "throughput": speed, "memory": memory, "profile": prof,
         "memory_method": "per-loss subprocess; VmHWM after resetting it via /proc/self/clear_refs, "
-                         "minus VmRSS before the steps (warm-up + 1 step on the longest micro-batch)",
+                         "minus VmRSS before the steps (2 steps on the longest-history micro-batch)",
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(output, indent=1) + "\n")
