@@ -41,7 +41,7 @@ Options where the paper's text, its Algorithm 1 and the authors' code differ
 import torch
 import torch.nn.functional as F
 
-from recbole_genrec.losses.base import GenerativeLoss, option
+from recbole_genrec.losses.base import GenerativeLoss, cross_entropy, option
 from recbole_genrec.losses.candidates import (
     candidate_logp,
     distinct_competitors,
@@ -120,7 +120,7 @@ class APAOLoss(GenerativeLoss):
                                       self.length_norm, log_scale)
 
     def forward(self, model, batch):
-        ce = -batch.token_logp().mean()  # Eq. 4
+        ce = cross_entropy(batch)  # Eq. 4
         losses = self.prefix_losses(model, batch)
         if self.training:
             self.prefix_weights.update(losses)  # Algorithm 1 line 11, before line 12

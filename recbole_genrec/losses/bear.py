@@ -24,7 +24,7 @@ BEAR Eq. 3.5 divided by the number of levels ``T``::
 import torch
 import torch.nn.functional as F
 
-from recbole_genrec.losses.base import GenerativeLoss, option
+from recbole_genrec.losses.base import GenerativeLoss, cross_entropy, option
 
 
 def bear_terms(logits: torch.Tensor, codes: torch.Tensor, beam: int, xi: float,
@@ -58,7 +58,7 @@ class BEARLoss(GenerativeLoss):
         self.constrained = bool(option(config, "bear_constrained", (True, False)))
 
     def forward(self, model, batch):
-        ce = -batch.token_logp().mean()  # Eq. 2.1 / T (= APAO Eq. 4)
+        ce = cross_entropy(batch)  # Eq. 2.1 / T (= APAO Eq. 4)
         candidates = (model.trie.valid_next_mask(batch.items, batch.logits.shape[-1])
                       if self.constrained else None)
         terms, violated = bear_terms(batch.logits, batch.codes, self.beam, self.xi, candidates)
