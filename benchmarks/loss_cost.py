@@ -18,9 +18,14 @@ Throughput -- one process, the same micro-batches for every loss:
 ``sdpo``'s frozen reference is a copy of the starting weights (what
 ``--init_from=<checkpoint>`` does), so its cost includes the reference's passes.
 
+``apao_pairwise`` uses the default prefixes (the 4 semantic levels);
+``apao_pairwise_all_levels`` adds Office's appended disambiguation level (one
+more decoder position per negative), ``apao_pairwise_chunk25`` decodes the
+negatives in checkpointed groups of 25 (``apao_neg_chunk=25``).
+
 Peak memory -- one subprocess per measured loss (``--memory``, default ``ce``,
-``apao_pairwise`` and ``apao_pairwise_chunk25``, the same with ``apao_neg_chunk=25``): after data and model are built the kernel's peak-RSS counter
-is reset (``/proc/self/clear_refs``), then two steps run on the longest-history
+the three pairwise variants and ``sdpo``): after data and model are built the
+kernel's peak-RSS counter is reset (``/proc/self/clear_refs``), then two steps run on the longest-history
 micro-batch; the peak is VmHWM minus the RSS before the steps
 (process RSS: torch's CPU allocations, which tracemalloc does not see).
 
@@ -64,6 +69,9 @@ VARIANTS = {
     "apao_pairwise": {"loss": "apao", "apao_variant": "pairwise", "apao_n_neg": 100},
     "apao_pairwise_chunk25": {"loss": "apao", "apao_variant": "pairwise", "apao_n_neg": 100,
                               "apao_neg_chunk": 25},
+    # prefixes over all 5 Office levels, incl. the appended disambiguation level
+    "apao_pairwise_all_levels": {"loss": "apao", "apao_variant": "pairwise", "apao_n_neg": 100,
+                                 "apao_prefix_levels": "all"},
     "sdpo": {"loss": "sdpo", "pref_n_neg": 100},
 }
 
@@ -117,7 +125,7 @@ def micro_step(model, optimizer, micro) -> float:
     loss = model.calculate_loss(micro)
     loss.backward()
     optimizer.step()
-    return float(loss)
+    return loss.item()
 
 
 # -- throughput (one process) ----------------------------------------------------------
@@ -264,7 +272,8 @@ def main(argv=None):
                              "fastest pass (other work on the machine only adds time)")
     parser.add_argument("--micro-batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--memory", nargs="*", default=["ce", "apao_pairwise", "apao_pairwise_chunk25", "sdpo"],
+    parser.add_argument("--memory", nargs="*", default=["ce", "apao_pairwise", "apao_pairwise_chunk25",
+                                                      "apao_pairwise_all_levels", "sdpo"],
                         choices=list(VARIANTS))
     parser.add_argument("--profile", nargs="*", default=["ce", "apao_pairwise", "sdpo"],
                         choices=list(VARIANTS))

@@ -32,6 +32,20 @@ def test_kv_cache_decoding_matches_full_recompute(backbone):
         assert torch.allclose(logp[:, 0], full[:, 0, level], atol=1e-5)
 
 
+def test_candidates_scored_together_match_one_at_a_time(backbone):
+    """Continuations of one user share its encoded history (and the first decoder
+    position): scoring C candidates at once equals scoring each alone."""
+    _, model, test = backbone
+    inter = first_batch(test)
+    ctx = model.encode(inter)
+    items = torch.randint(1, model.n_items, (len(inter), 7), generator=torch.Generator().manual_seed(0))
+    codes = model.codes[items]  # [U, 7, L]
+    together = model.code_logp(ctx, codes)
+    alone = torch.cat([model.code_logp(ctx, codes[:, c:c + 1]) for c in range(codes.shape[1])], 1)
+    assert together.shape == codes.shape
+    assert torch.allclose(together, alone, atol=1e-5)
+
+
 def test_beam_equals_exact_ranking_when_beam_covers_catalogue(backbone):
     _, model, test = backbone
     inter = first_batch(test)

@@ -251,12 +251,16 @@ def test_gradcheck_pairwise_prefix_term():
             lambda p, n: pairwise_prefix_losses(p, n, valid, lengths, **kwargs), (pos, neg))
 
 
-def test_prefix_levels_semantic_excludes_a_disambiguation_level():
+@pytest.mark.parametrize("variant", ["pointwise", "pairwise"])
+def test_prefix_levels_semantic_excludes_a_disambiguation_level(variant):
     model = ToyModel()
     model.n_semantic_levels = 1  # as if level 2 only told apart items sharing a code
+    model.negatives = torch.tensor(NEGATIVES)
+    expected = expected_pairwise() if variant == "pairwise" else [-toy_logp(0, 1)[0], -sum(toy_logp(0, 1)) / 2]
     for levels, n in (("all", 2), ("semantic", 1)):
-        loss = make_loss("apao", model, apao_prefix_levels=levels)
-        assert len(loss.prefix_losses(model, model.batch([0], [3]))) == n
+        loss = make_loss("apao", model, apao_prefix_levels=levels, apao_variant=variant, apao_n_neg=5)
+        losses = loss.prefix_losses(model, model.batch([0], [1]))
+        assert losses.tolist() == pytest.approx(expected[:n], abs=1e-12)
         assert len(loss.prefix_weights.weights) == n
 
 

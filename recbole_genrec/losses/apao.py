@@ -33,9 +33,13 @@ Options where the paper's text, its Algorithm 1 and the authors' code differ
   column), which shrinks the estimate by ``n_m / (n_m + 1)``; we divide by ``n_m``.
 * ``apao_weight_rule``: paper (Eq. 17) | algorithm | reference, see
   :mod:`~recbole_genrec.losses.prefix_weights`.
-* ``apao_prefix_levels``: all (``m = 1..L``, including a disambiguation level
-  when one was appended to separate items that share a full code) | semantic
-  (``m = 1..n_semantic_levels``).  CE always covers all levels.
+* ``apao_prefix_levels``: semantic (default; ``m = 1..n_semantic_levels``, the
+  paper's ``L``: the levels of the semantic ID itself) | all (``m = 1..L``,
+  including a disambiguation level when one was appended to separate items
+  that share a full code -- on Office its prefixes are the full semantic codes
+  for all but 10 items, so ``L_L`` nearly repeats ``L_{L-1}`` and doubles that
+  prefix's weight; pairwise, it costs one more decoder position per negative).
+  CE always covers all levels.  Without a disambiguation level both are the same.
 """
 
 import torch
@@ -107,7 +111,8 @@ class APAOLoss(GenerativeLoss):
         if self.variant == "pointwise":
             return pointwise_prefix_losses(token_logp, self.lengths)
         negatives = sample_negatives(model, batch.items, self.n_neg)  # [B, N]
-        neg_logp = candidate_logp(model, batch.ctx, negatives, self.neg_chunk)  # [B, N, L]
+        neg_logp = candidate_logp(model, batch.ctx, negatives, self.neg_chunk,
+                                  levels=len(self.lengths))  # [B, N, M]
         item_node = model.trie.item_node
         valid = distinct_competitors(item_node[batch.items][:, self.lengths],
                                      item_node[negatives][..., self.lengths])  # [B, N, M]

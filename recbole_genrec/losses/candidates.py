@@ -16,8 +16,10 @@ def sample_negatives(model, items: torch.Tensor, n: int) -> torch.Tensor:
     return model.sample_items(len(items), n).to(items.device)
 
 
-def candidate_logp(model, ctx, items: torch.Tensor, chunk: int = 0) -> torch.Tensor:
-    """Token log-probs ``[B, N, L]`` of the items ``[B, N]`` (teacher forcing on their codes).
+def candidate_logp(model, ctx, items: torch.Tensor, chunk: int = 0, levels: int = None) -> torch.Tensor:
+    """Token log-probs ``[B, N, T]`` of the first ``T = levels`` (default: all ``L``)
+    codes of the items ``[B, N]`` (teacher forcing on their codes; decoding is
+    causal, so later levels need not be decoded).
 
     ``chunk > 0`` (when gradients are on) runs the decoder on groups of ``chunk``
     candidates under activation checkpointing: each group's activations are
@@ -25,7 +27,7 @@ def candidate_logp(model, ctx, items: torch.Tensor, chunk: int = 0) -> torch.Ten
     group's activations instead of all ``N`` -- one more decoder forward over the
     candidates, for a fraction of the memory.
     """
-    codes = model.codes[items]
+    codes = model.codes[items][..., :levels]
     if not chunk or chunk >= codes.shape[1] or not torch.is_grad_enabled():
         return model.code_logp(ctx, codes)
     return torch.cat([checkpoint(model.code_logp, ctx, part, use_reentrant=False)

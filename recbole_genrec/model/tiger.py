@@ -42,14 +42,20 @@ class TIGER(GenerativeRecommender):
         memory = self.encoder(self.embedding(tokens), pad)
         return TIGERContext(self.decoder.cross_keys_values(memory), pad)
 
-    def decoder_inputs(self, codes):
-        """Codes ``[U, C, T]`` -> decoder input embeddings ``[BOS, c_1 .. c_{T-1}]``."""
-        bos = torch.full_like(codes[..., :1], BOS)
-        return self.embedding(torch.cat([bos, self.code_tokens(codes[..., :-1])], -1))
-
     def decode(self, ctx, codes):
-        hidden, _ = self.decoder(self.decoder_inputs(codes), ctx.cross_kvs, ctx.pad)
-        return hidden
+        """Teacher forcing on ``[BOS, c_1 .. c_{T-1}]``.  The BOS position is the
+        same for every continuation of a user, so it is decoded once per user and
+        its keys/values are shared by the ``C`` continuations (for pairwise
+        losses: one position in ``L`` less per candidate)."""
+        U, C, T = codes.shape
+        first, caches = self.decoder_step(ctx, None, None)  # [U, 1, d]
+        first = first[:, None].expand(U, C, 1, -1)
+        if T == 1:
+            return first
+        caches = [(k.repeat_interleave(C, 0), v.repeat_interleave(C, 0)) for k, v in caches]
+        tokens = self.embedding(self.code_tokens(codes[..., :-1]))  # [U, C, T-1, d]
+        hidden, _ = self.decoder(tokens, ctx.cross_kvs, ctx.pad, caches)
+        return torch.cat([first, hidden], 2)
 
     def decoder_step(self, ctx, tokens, caches):
         if tokens is None:  # first step: BOS
