@@ -122,7 +122,11 @@ def test_exact_ranking_mode_and_pruning_rate(tiny_dataset):
     trainer = build_trainer(config, model)
     beam = trainer.evaluate(test, load_best_model=False, diagnostics=True)
     pr = trainer.last_diagnostics["pruning_rate"]
-    assert pr["users"] == 8 and all(0 <= pr[f"@{k}"] <= 1 for k in (5, 10, 20))
+    assert pr["users"] == 8
+    counts = [pr[f"targets@{k}"] for k in (5, 10, 20)]
+    assert counts == sorted(counts) and counts[-1] <= 8
+    for k, n in zip((5, 10, 20), counts):  # undefined (None) without a target in the exact top K
+        assert (pr[f"@{k}"] is None) if n == 0 else (0 <= pr[f"@{k}"] <= 1)
     config, model, train, valid, test = build("TIGER", tiny_dataset, ranking_mode="exact")
     exact = build_trainer(config, model).evaluate(test, load_best_model=False)
     # same weights (same seed): beam search can only lose targets

@@ -178,7 +178,8 @@ class GenerativeTrainer(SequentialTrainer):
         A target is *lost* when the exact ranking puts it in the top K but beam
         search does not return it.  (Beam scores are exact scores, so a target
         that beam search keeps ranks at least as high there as in the exact
-        ranking.)
+        ranking.)  ``targets@K`` counts the sampled users whose target is in the
+        exact top K (the denominator); with none, PR@K is undefined (None).
         """
         users = cat_interactions([batch[0] for batch in eval_data])
         generator = torch.Generator().manual_seed(self.config["seed"])
@@ -196,5 +197,7 @@ class GenerativeTrainer(SequentialTrainer):
         for k in self.topk:
             in_full = full_ranks <= k
             lost = in_full & ((beam_ranks == 0) | (beam_ranks > k))
-            out[f"@{k}"] = round(float(lost.sum()) / max(1, int(in_full.sum())), 6)
+            n_in = int(in_full.sum())
+            out[f"targets@{k}"] = n_in
+            out[f"@{k}"] = round(float(lost.sum()) / n_in, 6) if n_in else None
         return out
