@@ -80,6 +80,7 @@ def bench_model(name, args):
     chunk = config["full_rank_batch_users"]
     _, seconds = timed(lambda: [model.full_sort_predict(exact_users[torch.arange(i, min(i + chunk, args.exact_users))])
                                 for i in range(0, args.exact_users, chunk)], cpu, "exact")
+    out["exact_chunk_users"] = chunk
     out["exact_users_per_s"] = args.exact_users / seconds
     out["exact_users_per_cpu_s"] = args.exact_users / cpu["exact"]
     out["beam_vs_exact_speedup"] = out["beam_users_per_s"] / out["exact_users_per_s"]
