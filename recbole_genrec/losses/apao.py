@@ -36,9 +36,10 @@ Options where the paper's text, its Algorithm 1 and the authors' code differ
 * ``apao_prefix_levels``: semantic (default; ``m = 1..n_semantic_levels``, the
   paper's ``L``: the levels of the semantic ID itself) | all (``m = 1..L``,
   including a disambiguation level when one was appended to separate items
-  that share a full code -- on Office its prefixes are the full semantic codes
-  for all but 10 items, so ``L_L`` nearly repeats ``L_{L-1}`` and doubles that
-  prefix's weight; pairwise, it costs one more decoder position per negative).
+  that share a full code -- on Office that token is forced for all but 10
+  items, so the extra prefix adds almost nothing: pairwise ``L_L`` nearly
+  repeats ``L_{L-1}``, pointwise it averages in a near-free token; pairwise it
+  also costs one more decoder position per negative).
   CE always covers all levels.  Without a disambiguation level both are the same.
 """
 
