@@ -104,16 +104,20 @@ def main():
     parser.add_argument("--exact_users", type=int, default=32)
     parser.add_argument("--check_users", type=int, default=4)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="default: benchmarks/results/generative_speed-<dataset>.json")
     args = parser.parse_args()
+    if args.output:
+        args.output = args.output.resolve()  # before the chdir below
     if args.threads:
         torch.set_num_threads(args.threads)
     sys.argv = sys.argv[:1]
     os.chdir(tempfile.mkdtemp())  # RecBole writes log/ into the cwd
     rows = [bench_model(name, args) for name in args.models]
-    result = {"dataset": args.dataset, "args": vars(args), "torch": torch.__version__,
+    path = args.output or ROOT / "benchmarks" / "results" / f"generative_speed-{args.dataset}.json"
+    result = {"dataset": args.dataset, "args": {**vars(args), "output": str(path)}, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
               "cpus": os.cpu_count(), "loadavg_1min_after": os.getloadavg()[0], "results": rows}
-    path = ROOT / "benchmarks" / "results" / f"generative_speed-{args.dataset}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
     print(f"\n{args.dataset}, {torch.get_num_threads()} thread(s); per wall second (per CPU second)")
