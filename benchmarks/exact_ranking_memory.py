@@ -15,18 +15,15 @@ writes ``benchmarks/results/exact_ranking_memory-<dataset>.json`` and prints a t
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from peak_rss import PeakRSS
+
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "EXACT_RANKING_RESULT "
-
-
-def status_mb(key: str) -> float:
-    return int(re.search(rf"{key}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
 
 
 def worker(args) -> dict:
@@ -50,14 +47,12 @@ def worker(args) -> dict:
     model = config.model_class(config, dataset).eval()
     users = cat_interactions([batch[0] for batch in test])[torch.arange(args.users)]
     chunk = args.worker
-    Path("/proc/self/clear_refs").write_text("5")
-    before = status_mb("VmRSS")
     start = time.perf_counter()
-    with torch.no_grad():
+    with PeakRSS() as peak, torch.no_grad():
         for i in range(0, args.users, chunk):
             model.full_sort_predict(users[torch.arange(i, min(i + chunk, args.users))])
     seconds = time.perf_counter() - start
-    return {"chunk_users": chunk, "users": args.users, "peak_rss_mb": round(status_mb("VmHWM") - before, 1),
+    return {"chunk_users": chunk, "users": args.users, "peak_rss_mb": round(peak.growth_mb, 1),
             "users_per_s": round(args.users / seconds, 3), "trie_nodes": sum(model.trie.level_size)}
 
 

@@ -47,13 +47,14 @@ import argparse
 import gc
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from statistics import median
 from time import perf_counter, process_time
+
+from peak_rss import PeakRSS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -74,11 +75,6 @@ VARIANTS = {
                                  "apao_prefix_levels": "all"},
     "sdpo": {"loss": "sdpo", "pref_n_neg": 100},
 }
-
-
-def status_kb(key: str) -> int:
-    text = Path("/proc/self/status").read_text()
-    return int(re.search(rf"{key}:\s+(\d+)", text).group(1))
 
 
 def prepare(dataset: str, micro_batch_size: int, seed_config: dict):
@@ -233,15 +229,13 @@ def memory_worker(args) -> dict:
     model, opt = build_model(args.memory_worker, dataset, args.dataset, args.extra)
     longest = micro[-1]
     gc.collect()
-    base_kb = status_kb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak-RSS counter (VmHWM)
-    micro_step(model, opt, longest)
-    micro_step(model, opt, longest)
-    peak_kb = status_kb("VmHWM")
+    with PeakRSS() as peak:
+        micro_step(model, opt, longest)
+        micro_step(model, opt, longest)
     return {"loss": args.memory_worker, "micro_batch": len(longest),
             "history_len": int(longest[args.len_field].max()),
-            "rss_before_mb": round(base_kb / 1024, 1), "peak_rss_mb": round(peak_kb / 1024, 1),
-            "peak_delta_mb": round((peak_kb - base_kb) / 1024, 1),
+            "rss_before_mb": round(peak.before_mb, 1), "peak_rss_mb": round(peak.peak_mb, 1),
+            "peak_delta_mb": round(peak.growth_mb, 1),
             "torch_threads": torch.get_num_threads()}
 
 

@@ -28,8 +28,7 @@ def loss_class(name: str):
 def build_loss(config, model):
     """The loss named by ``config['loss']``; ``'a+b'`` builds a :class:`CombinedLoss`."""
     names = (config["loss"] or "ce").split("+")
-    for name in names:
-        loss_class(name)
-    if len(names) == 1:
-        return LOSSES[names[0]](config, model)
+    classes = [loss_class(name) for name in names]  # unknown names -> error
+    if len(classes) == 1:
+        return classes[0](config, model)
     return CombinedLoss(config, model, names, LOSSES)
