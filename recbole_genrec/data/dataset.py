@@ -52,7 +52,7 @@ class GenRecDataset(SequentialDataset):
 
     def _check_semantic_ids(self, item_path: Path, sem_field: str):
         item_field = self.iid_field
-        lengths = self.item_feat[sem_field].agg(len)
+        lengths = self.item_feat[sem_field].map(len)
         empty = self.item_feat[item_field][lengths == 0]
         if len(empty):
             raise DatasetFormatError(
