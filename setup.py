@@ -18,6 +18,7 @@ setup(
         "pyyaml>=6",
         "ray[tune]>=2.40",
         "optuna>=4",
+        "matplotlib>=3.8",
     ],
     license="MIT",
 )
