@@ -8,7 +8,8 @@ large as the catalogue returns exactly the exact ranking's top-K.
     python benchmarks/generative_speed.py --dataset=Office --models TIGER LlamaGR
 
 Writes ``benchmarks/results/generative_speed-<dataset>.json`` and prints a table.
-Wall-clock rates need an idle machine; with ``--threads 1`` the per-CPU-second
+On a machine with a CUDA GPU the models run there (RecBole's ``use_gpu``);
+the JSON names the card.  Wall-clock rates need an idle machine; with ``--threads 1`` the per-CPU-second
 rates (process CPU time) stay meaningful when other jobs share the cores.
 """
 
@@ -41,6 +42,8 @@ def timed(fn, cpu: dict, key: str):
     in ``cpu[key]`` (with one torch thread, CPU time is robust to other load)."""
     start, start_cpu = time.perf_counter(), time.process_time()
     out = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # kernels are asynchronous: wait before reading the clock
     cpu[key] = time.process_time() - start_cpu
     return out, time.perf_counter() - start
 
@@ -53,7 +56,7 @@ def bench_model(name, args):
     train, _, test = data_preparation(config, dataset)
     model = config.model_class(config, train._dataset)
     trainer = get_trainer(config.model_class)(config, model)
-    out = {"model": name, "parameters": sum(p.numel() for p in model.parameters()),
+    out = {"model": name, "device": str(config["device"]), "parameters": sum(p.numel() for p in model.parameters()),
            "levels": model.n_levels, "items": model.n_items - 1,
            "trie_nodes": sum(model.trie.level_size), "trie_bytes": model.trie.memory_bytes()}
 
@@ -117,6 +120,7 @@ def main():
     path = args.output or ROOT / "benchmarks" / "results" / f"generative_speed-{args.dataset}.json"
     result = {"dataset": args.dataset, "args": {**vars(args), "output": str(path)}, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+              "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
               "cpus": os.cpu_count(), "loadavg_1min_after": os.getloadavg()[0], "results": rows}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))

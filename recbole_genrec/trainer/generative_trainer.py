@@ -17,7 +17,7 @@ Diagnostics, written to ``last_diagnostics``: prefix-level Recall@K for prefix
 lengths 1..L (APAO §5.4) from every beam evaluation, and, when ``evaluate`` is
 called with ``diagnostics=True`` (the test pass), the pruning rate PR@K (BEAR
 Fig. 6): among targets that the exact ranking puts in the top K, the fraction
-beam search loses, measured on ``pruning_rate_users`` sampled users.
+beam search loses, measured on ``pruning_rate_users`` sampled users (0 = not measured).
 """
 
 import math
@@ -30,6 +30,7 @@ from torch.nn.utils import clip_grad_norm_
 from recbole_genrec.trainer.sequential_trainer import SequentialTrainer
 
 RANKING_MODES = ("beam", "exact")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 class GenerativeTrainer(SequentialTrainer):
@@ -40,15 +41,20 @@ class GenerativeTrainer(SequentialTrainer):
         if self.ranking_mode not in RANKING_MODES:
             raise ValueError(f"ranking_mode={self.ranking_mode!r}: expected one of {RANKING_MODES}")
         if self.ranking_mode == "beam" and max(self.topk) > model.beam_size:
-            raise ValueError(
-                f"topk={self.topk} asks for {max(self.topk)} items but beam_size="
-                f"{model.beam_size} returns only that many; set beam_size >= max(topk)")
+            self.logger.warning(
+                f"beam_size={model.beam_size} < max(topk)={max(self.topk)}: beam search returns "
+                f"only {model.beam_size} items, so @K metrics for K > {model.beam_size} count "
+                "those alone (a beam-size sweep's setting; use beam_size >= max(topk) otherwise)")
         unsupported = [k for k in ("rec.score", "rec.meanrank", "data.label")
                        if self.eval_collector.register.need(k)]
         if unsupported:
             raise ValueError(f"metrics {config['metrics']} need {unsupported}; generative "
                              "evaluation provides ranked lists (rec.topk, rec.items) only")
         self.micro_batch_size = config["micro_batch_size"] or config["train_batch_size"]
+        if config["precision"] not in PRECISIONS:
+            raise ValueError(f"precision={config['precision']!r}: expected one of {list(PRECISIONS)}")
+        self.autocast_dtype = PRECISIONS[config["precision"]]
+        self.planned_epochs = self.epochs  # shortened to what fits train_time_budget
         self.scheduler = None
         self._resumed_scheduler_state = None
         self.loss_history = []
@@ -61,10 +67,10 @@ class GenerativeTrainer(SequentialTrainer):
                                  weight_decay=self.config["weight_decay"] or 0.0)
 
     def _build_scheduler(self, steps_per_epoch: int):
-        total = max(1, self.epochs * steps_per_epoch)
-        warmup = math.ceil(self.config["warmup_ratio"] * total)
+        warmup = math.ceil(self.config["warmup_ratio"] * max(1, self.epochs * steps_per_epoch))
 
         def factor(step):
+            total = max(1, self.planned_epochs * steps_per_epoch)
             if step < warmup:
                 return (step + 1) / warmup
             return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
@@ -80,13 +86,17 @@ class GenerativeTrainer(SequentialTrainer):
             self.scheduler = self._build_scheduler(len(train_data))
             if self._resumed_scheduler_state:
                 self.scheduler.load_state_dict(self._resumed_scheduler_state)
+        self.planned_epochs = min(self.planned_epochs, self.epochs_that_fit())
         self.model.train()
         sums, n_seen = defaultdict(float), 0
+        autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype,
+                                  enabled=self.autocast_dtype is not None)
         for interaction in train_data:
             interaction = interaction.to(self.device)
             self.optimizer.zero_grad()
             for micro in self._micro_batches(interaction):
-                loss = self.model.calculate_loss(micro)
+                with autocast:
+                    loss = self.model.calculate_loss(micro)
                 self._check_nan(loss)
                 (loss * (len(micro) / len(interaction))).backward()
                 sums["loss"] += loss.item() * len(micro)
@@ -98,7 +108,8 @@ class GenerativeTrainer(SequentialTrainer):
             self.optimizer.step()
             self.scheduler.step()
         means = {name: total / max(1, n_seen) for name, total in sums.items()}
-        record = {"epoch": epoch_idx, **means, **self.model.loss.state_summary()}
+        record = {"epoch": epoch_idx, **means, "lr": self.scheduler.get_last_lr()[0],
+                  **self.model.loss.state_summary()}
         self.loss_history.append(record)
         self.logger.info(f"epoch {epoch_idx} loss parts: {record}")
         return means["loss"]
@@ -140,6 +151,8 @@ class GenerativeTrainer(SequentialTrainer):
         else:
             result = self.model.beam_search(interaction)
             items = result.items[:, :k]
+            if items.shape[1] < k:  # beam narrower than K: the list ends early (item 0 = none)
+                items = torch.nn.functional.pad(items, (0, k - items.shape[1]))
             self._count_prefix_hits(result, target)
         hits = (items == target[:, None]).int()
         struct = self.eval_collector.data_struct
@@ -167,7 +180,7 @@ class GenerativeTrainer(SequentialTrainer):
         if self.ranking_mode == "beam":
             self.last_diagnostics["prefix_recall"] = {
                 f"@{k}": [round(h / n_users, 6) for h in hits] for k, hits in self._prefix_hits.items()}
-        if diagnostics and self.ranking_mode == "beam":
+        if diagnostics and self.ranking_mode == "beam" and self.config["pruning_rate_users"]:
             self.last_diagnostics["pruning_rate"] = self.pruning_rate(eval_data)
         return result
 

@@ -6,7 +6,11 @@
 * ``evaluate`` keeps, next to RecBole's metrics, each evaluated user's token and
   the 1-based rank of its target in the top-``max(topk)`` list (0 = not
   ranked): the per-user data that paired significance tests need.
-* Every epoch's training wall time is recorded in ``epoch_times``.
+* Every epoch's training wall time is recorded in ``epoch_times`` and every
+  validation's metrics in ``valid_history`` (training curves).
+* ``train_time_budget`` (seconds, validation included; ``~`` = none): before each
+  epoch, training stops if the next epoch would overrun the budget at the mean
+  time per epoch so far (``stop_reason`` says why training ended).
 """
 
 import enum
@@ -20,6 +24,10 @@ import torch
 from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.trainer import Trainer
 from recbole.utils import EvaluatorType
+
+
+class TrainingBudgetReached(Exception):
+    """Raised before an epoch that would overrun ``train_time_budget``."""
 
 
 def plain_value(value):
@@ -51,6 +59,11 @@ class SequentialTrainer(Trainer):
             f"{stem.replace(config['model'], config['model'] + '-' + config['dataset'], 1)}"
             f"-{os.getpid()}-{uuid.uuid4().hex[:6]}.pth"))
         self.epoch_times = []
+        self.valid_history = []  # one dict per validation: epoch, seconds into fit, metrics
+        self.time_budget = config["train_time_budget"]
+        self.stop_reason = None  # epochs | early_stopping | time_budget
+        self._fit_start = None
+        self._epoch = None
         self.last_eval_users = None  # user tokens of the last evaluate() call
         self.last_eval_ranks = None  # 1-based rank of the target, 0 = outside top-k
         self.last_valid_result = None
@@ -93,7 +106,39 @@ class SequentialTrainer(Trainer):
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     # training ----------------------------------------------------------------------
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
+            callback_fn=None):
+        self._fit_start = perf_counter()
+        first_epoch = self.start_epoch
+        try:
+            result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+        except TrainingBudgetReached:
+            self.stop_reason = "time_budget"
+            self.logger.info(
+                f"train_time_budget={self.time_budget}s reached after {len(self.epoch_times)} "
+                f"epochs ({perf_counter() - self._fit_start:.0f}s); best valid score "
+                f"{self.best_valid_score}")
+            if saved and not self.valid_history:  # budget ended before any validation
+                self._save_checkpoint(self._epoch)
+            return self.best_valid_score, self.best_valid_result
+        done = len(self.epoch_times)
+        self.stop_reason = "epochs" if first_epoch + done >= self.epochs else "early_stopping"
+        return result
+
+    def epochs_that_fit(self) -> int:
+        """Total epochs that fit ``train_time_budget`` at the mean time per epoch so far
+        (validation included); ``self.epochs`` without a budget or before the first epoch."""
+        if not self.time_budget or not self.epoch_times:
+            return self.epochs
+        elapsed = perf_counter() - self._fit_start
+        per_epoch = elapsed / len(self.epoch_times)
+        more = int((self.time_budget - elapsed) // per_epoch)
+        return min(self.epochs, self.start_epoch + len(self.epoch_times) + max(0, more))
+
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        if self.time_budget and self._fit_start is not None and epoch_idx >= self.epochs_that_fit():
+            raise TrainingBudgetReached
+        self._epoch = epoch_idx
         start = perf_counter()
         loss = self._run_train_epoch(train_data, epoch_idx, show_progress)
         self.epoch_times.append(perf_counter() - start)
@@ -105,6 +150,10 @@ class SequentialTrainer(Trainer):
     # evaluation --------------------------------------------------------------------
     def _valid_epoch(self, valid_data, show_progress=False):
         score, self.last_valid_result = super()._valid_epoch(valid_data, show_progress)
+        self.valid_history.append({
+            "epoch": self._epoch,
+            "fit_s": round(perf_counter() - self._fit_start, 3) if self._fit_start else None,
+            **{k: float(v) for k, v in self.last_valid_result.items()}})
         return score, self.last_valid_result
 
     def _collect_batch(self, batched_data):

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The GPU check of issue 11, as one command for a lent GPU machine (or any CUDA host):
+#   1. the CUDA tests (tests/test_cuda.py, skipped on machines without a GPU),
+#   2. GPU speed figures (benchmarks/generative_speed.py: training samples/s, beam users/s),
+#   3. a reproduction profile (default gpu-paper) with its report.
+#
+#   benchmarks/gpu_check.sh OUT_DIR [PROFILE|none] [extra tuning.reproduce args...]
+#
+# Everything goes under OUT_DIR (logs, speed JSON, report folder).  Steps go on after a
+# failing step, and the exit status says whether any failed.  On a CPU machine,
+# `benchmarks/gpu_check.sh /tmp/check smoke` runs the same script end to end (the CUDA
+# tests are skipped).  PYTHON picks the interpreter (default: ./.venv/bin/python if
+# present, else python3).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:?usage: benchmarks/gpu_check.sh OUT_DIR [PROFILE|none] [reproduce args...]}
+PROFILE=${2:-gpu-paper}
+shift $(( $# >= 2 ? 2 : 1 ))
+PY=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+export PYTHONUNBUFFERED=1
+status=0
+step() {  # step NAME command...: run, log to OUT/NAME.log, time it, remember failures
+    local name=$1; shift
+    local start=$SECONDS
+    echo "== $name: $*"
+    "$@" 2>&1 | tee "$OUT/$name.log"
+    local rc=${PIPESTATUS[0]}
+    echo "== $name: exit $rc after $((SECONDS - start)) s" | tee -a "$OUT/steps.txt"
+    [ "$rc" -eq 0 ] || status=1
+}
+
+{ nvidia-smi 2>&1 || echo "no nvidia-smi"; "$PY" -c "import torch, sys; print(sys.version); print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name() if torch.cuda.is_available() else '')"; } > "$OUT/machine.txt" 2>&1
+cat "$OUT/machine.txt"
+step cuda_tests "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda.py
+step speed "$PY" benchmarks/generative_speed.py --dataset=Office --train_batches=8 \
+    --beam_users=2048 --exact_users=64 --output="$OUT/generative_speed.json"
+if [ "$PROFILE" != none ]; then
+    step reproduce "$PY" -m tuning.reproduce --profile="$PROFILE" --out="$OUT/report" "$@"
+fi
+exit $status
