@@ -54,7 +54,7 @@ def bench_model(name, args):
     init_seed(config["seed"], True)
     dataset = GenRecDataset(config)
     train, _, test = data_preparation(config, dataset)
-    model = config.model_class(config, train._dataset)
+    model = config.model_class(config, train._dataset).to(config["device"])
     trainer = get_trainer(config.model_class)(config, model)
     out = {"model": name, "device": str(config["device"]), "parameters": sum(p.numel() for p in model.parameters()),
            "levels": model.n_levels, "items": model.n_items - 1,
@@ -73,7 +73,7 @@ def bench_model(name, args):
 
     # inference on test users
     model.eval()
-    users = cat_interactions([batch[0] for batch in test])
+    users = cat_interactions([batch[0] for batch in test]).to(config["device"])
     beam_users = users[torch.arange(min(args.beam_users, len(users)))]
     model.beam_search(users[torch.arange(64)])  # warm-up
     _, seconds = timed(lambda: model.beam_search(beam_users), cpu, "beam")

@@ -28,12 +28,15 @@ LOSSES = [
 
 
 def gpu_run(model, tiny, tmp_path, **overrides):
-    arch = TINY_ARCH.get(model, {"n_layers": 1, "n_heads": 1, "hidden_size": 16, "inner_size": 32})
+    if model in TINY_ARCH:
+        options = {**TINY_ARCH[model], "micro_batch_size": 32, "pruning_rate_users": 8,
+                   "full_rank_batch_users": 4}
+    else:
+        options = {"n_layers": 1, "n_heads": 1, "hidden_size": 16, "inner_size": 32}
     result_file = tmp_path / f"{model}-{overrides.get('loss', 'classic')}.json"
     run(model, tiny.name, config_dict={
-        **tiny.config, **arch, "epochs": 2, "train_batch_size": 64, "micro_batch_size": 32,
-        "eval_batch_size": 64, "pruning_rate_users": 8, "full_rank_batch_users": 4,
-        "use_gpu": True, "gpu_id": "0", **overrides}, result_file=result_file)
+        **tiny.config, **options, "epochs": 2, "train_batch_size": 64, "eval_batch_size": 64,
+        "gpu_id": "0", **overrides}, result_file=result_file)
     return json.loads(result_file.read_text())
 
 
@@ -51,7 +54,7 @@ def test_every_loss_trains_and_evaluates_on_the_gpu(backbone, loss, overrides, t
 def test_exact_ranking_on_the_gpu_equals_the_cpu(backbone, tiny_dataset, tmp_path):
     gpu = gpu_run(backbone, tiny_dataset, tmp_path, loss="ce", ranking_mode="exact")
     cpu = gpu_run(backbone, tiny_dataset, tmp_path / "cpu", loss="ce", ranking_mode="exact",
-                  use_gpu=False, epochs=0, init_from=gpu["checkpoint"])
+                  gpu_id="", epochs=0, init_from=gpu["checkpoint"])  # RecBole: no gpu_id = CPU
     assert cpu["device"] == "cpu"
     ranks_gpu, ranks_cpu = gpu["per_user"]["test"]["target_rank"], cpu["per_user"]["test"]["target_rank"]
     agree = sum(a == b for a, b in zip(ranks_gpu, ranks_cpu)) / len(ranks_gpu)
