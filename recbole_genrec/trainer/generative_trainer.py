@@ -67,10 +67,9 @@ class GenerativeTrainer(SequentialTrainer):
                                  weight_decay=self.config["weight_decay"] or 0.0)
 
     def _build_scheduler(self, steps_per_epoch: int):
-        warmup = math.ceil(self.config["warmup_ratio"] * max(1, self.epochs * steps_per_epoch))
-
         def factor(step):
             total = max(1, self.planned_epochs * steps_per_epoch)
+            warmup = math.ceil(self.config["warmup_ratio"] * total)
             if step < warmup:
                 return (step + 1) / warmup
             return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
