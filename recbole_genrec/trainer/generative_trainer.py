@@ -4,7 +4,13 @@ Training (APAO §5.1.3): AdamW, linear warm-up over ``warmup_ratio`` of all
 steps then cosine decay, an optimizer batch of ``train_batch_size`` split into
 micro-batches of ``micro_batch_size`` (gradient accumulation).  Micro-batches
 are formed after sorting the batch by history length, so each one is trimmed
-to its own longest history and little compute goes to padding.
+to its own longest history and little compute goes to padding.  With
+``train_time_budget`` the schedule has the same shape over the fraction of the
+budget spent instead of the fraction of ``epochs * steps`` done (warm-up over the
+first ``warmup_ratio`` of the time, then cosine decay to the end of the budget),
+so a budget-limited run warms up briefly and anneals whatever the machine's
+speed.  ``precision: bf16`` runs the training forward and backward under bf16
+autocast (weights, optimizer state and evaluation stay fp32).
 
 Evaluation replaces RecBole's full sort: the model's trie-constrained beam
 search (``ranking_mode: beam``) or the exact ranking of every item by its
@@ -22,6 +28,7 @@ beam search loses, measured on ``pruning_rate_users`` sampled users (0 = not mea
 
 import math
 from collections import defaultdict
+from time import perf_counter
 
 import torch
 from recbole.data.interaction import cat_interactions
@@ -30,6 +37,12 @@ from torch.nn.utils import clip_grad_norm_
 from recbole_genrec.trainer.sequential_trainer import SequentialTrainer
 
 RANKING_MODES = ("beam", "exact")
+
+
+def _cosine(progress: float) -> float:
+    """Cosine decay factor from 1 (progress 0) to 0 (progress >= 1)."""
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
@@ -54,7 +67,6 @@ class GenerativeTrainer(SequentialTrainer):
         if config["precision"] not in PRECISIONS:
             raise ValueError(f"precision={config['precision']!r}: expected one of {list(PRECISIONS)}")
         self.autocast_dtype = PRECISIONS[config["precision"]]
-        self.planned_epochs = self.epochs  # shortened to what fits train_time_budget
         self.scheduler = None
         self._resumed_scheduler_state = None
         self.loss_history = []
@@ -67,14 +79,21 @@ class GenerativeTrainer(SequentialTrainer):
                                  weight_decay=self.config["weight_decay"] or 0.0)
 
     def _build_scheduler(self, steps_per_epoch: int):
-        def factor(step):
-            total = max(1, self.planned_epochs * steps_per_epoch)
-            warmup = math.ceil(self.config["warmup_ratio"] * total)
-            if step < warmup:
-                return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+        total = max(1, self.epochs * steps_per_epoch)
+        warmup = math.ceil(self.config["warmup_ratio"] * total)
 
-        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+        def by_steps(step):
+            return (step + 1) / warmup if step < warmup else _cosine((step - warmup) / max(1, total - warmup))
+
+        def by_time(step):  # the same shape over the fraction of train_time_budget spent
+            spent = (perf_counter() - self._fit_start) / self.time_budget
+            ratio = self.config["warmup_ratio"]
+            if spent < ratio:
+                return max(spent / ratio, 1 / max(1, warmup))
+            return _cosine((spent - ratio) / (1 - ratio))
+
+        timed = self.time_budget and self._fit_start is not None
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, by_time if timed else by_steps)
 
     def _micro_batches(self, interaction):
         order = torch.argsort(interaction[self.model.ITEM_SEQ_LEN])
@@ -85,7 +104,6 @@ class GenerativeTrainer(SequentialTrainer):
             self.scheduler = self._build_scheduler(len(train_data))
             if self._resumed_scheduler_state:
                 self.scheduler.load_state_dict(self._resumed_scheduler_state)
-        self.planned_epochs = min(self.planned_epochs, self.epochs_that_fit())
         self.model.train()
         sums, n_seen = defaultdict(float), 0
         autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype,

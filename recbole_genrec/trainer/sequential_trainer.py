@@ -125,18 +125,16 @@ class SequentialTrainer(Trainer):
         self.stop_reason = "epochs" if first_epoch + done >= self.epochs else "early_stopping"
         return result
 
-    def epochs_that_fit(self) -> int:
-        """Total epochs that fit ``train_time_budget`` at the mean time per epoch so far
-        (validation included); ``self.epochs`` without a budget or before the first epoch."""
+    def _next_epoch_overruns_budget(self) -> bool:
+        """True when one more epoch, at the mean time per epoch so far (validation
+        included), would end past ``train_time_budget``."""
         if not self.time_budget or not self.epoch_times:
-            return self.epochs
+            return False
         elapsed = perf_counter() - self._fit_start
-        per_epoch = elapsed / len(self.epoch_times)
-        more = int((self.time_budget - elapsed) // per_epoch)
-        return min(self.epochs, self.start_epoch + len(self.epoch_times) + max(0, more))
+        return elapsed * (1 + 1 / len(self.epoch_times)) > self.time_budget
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
-        if self.time_budget and self._fit_start is not None and epoch_idx >= self.epochs_that_fit():
+        if self._next_epoch_overruns_budget():
             raise TrainingBudgetReached
         self._epoch = epoch_idx
         start = perf_counter()
