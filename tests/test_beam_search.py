@@ -81,10 +81,20 @@ def test_beam_larger_than_fanout_keeps_dead_beams_out(backbone):
     assert torch.isinf(result.scores[:, 40:]).all()
 
 
-def test_topk_larger_than_beam_is_a_config_error(tiny_dataset):
-    config, model, *_ = build("TIGER", tiny_dataset, beam_size=10)
-    with pytest.raises(ValueError, match="beam_size"):
-        build_trainer(config, model)
+def test_beam_narrower_than_topk_gives_shorter_lists(tiny_dataset):
+    """A beam-size sweep evaluates B < max(topk): the list holds B items, so every
+    @K metric with K >= B equals its @B value, and ranks never exceed B."""
+    config, model, train, valid, test = build("TIGER", tiny_dataset, beam_size=5)
+    trainer = build_trainer(config, model)
+    result = trainer.evaluate(test, load_best_model=False)
+    assert max(trainer.last_eval_ranks) <= 5
+    assert result["recall@10"] == result["recall@20"] == result["recall@5"]
+    assert result["ndcg@20"] == result["ndcg@5"]
+    wide = build_trainer(*build("TIGER", tiny_dataset, beam_size=20)[:2])
+    wide.model.load_state_dict(model.state_dict())
+    wide_result = wide.evaluate(test, load_best_model=False)
+    # a wider beam finds at least the hits of the narrow one within its top 5
+    assert wide_result["recall@20"] >= result["recall@5"] - 1e-9
 
 
 def test_beam_hook_metrics_equal_hand_computed(tiny_dataset):

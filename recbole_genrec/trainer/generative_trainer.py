@@ -88,9 +88,7 @@ class GenerativeTrainer(SequentialTrainer):
         def by_time(step):  # the same shape over the fraction of train_time_budget spent
             spent = (perf_counter() - self._fit_start) / self.time_budget
             ratio = self.config["warmup_ratio"]
-            if spent < ratio:
-                return max(spent / ratio, 1 / max(1, warmup))
-            return _cosine((spent - ratio) / (1 - ratio))
+            return spent / ratio if spent < ratio else _cosine((spent - ratio) / (1 - ratio))
 
         timed = self.time_budget and self._fit_start is not None
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, by_time if timed else by_steps)
