@@ -42,8 +42,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from recbole_genrec.config import PROJECT_ROOT, read_yaml
 from recbole_genrec.registry import get_model, is_generative
 from tuning import compare, figures
@@ -418,8 +416,9 @@ def main(argv=None) -> Path:
         profile.runs = [r for r in profile.runs if r.name in wanted]
     out = (args.out or Path("saved") / "reproduce" / profile.name).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "profile.yaml").write_text(yaml.safe_dump(
-        {"profile": str(profile_path(args.profile)), "overrides": overrides}), encoding="utf-8")
+    (out / "profile.yaml").write_text(  # the profile as run: its file, then what overrode it
+        f"# {profile_path(args.profile)}; command-line overrides: {overrides or 'none'}\n"
+        + profile_path(args.profile).read_text(encoding="utf-8"), encoding="utf-8")
     start = time.perf_counter()
     sweep_key = None
     if profile.beam_sweep and any(r.name == profile.beam_sweep["run"] for r in profile.runs):
