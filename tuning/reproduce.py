@@ -22,7 +22,8 @@ A *profile* (``tuning/profiles/<name>.yaml``, or a path) declares
 
 Each run is its own ``run_recbole_genrec.py`` process (``--workers`` at a time, each
 with ``--threads`` torch threads; several may share one GPU) writing
-``<out>/runs/<name>/seed<S>.json``.  A result that exists is reused, not run again
+``<out>/runs/<name>/seed<S>.json``; a progress bar (on a terminal) and one line per
+finished run with the elapsed time and an ETA.  A result that exists is reused, not run again
 (after checking it was made with the same settings), so an interrupted reproduction
 continues where it stopped.  The report folder then holds ``report.md`` (the
 Table-1-style comparison of ``tuning.compare``, the paper's numbers beside ours, the
@@ -41,6 +42,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tqdm import tqdm
 
 from recbole_genrec.config import PROJECT_ROOT, read_yaml
 from recbole_genrec.registry import get_model, is_generative
@@ -218,7 +221,8 @@ def run_grid(profile: Profile, out: Path, workers: int, threads: int,
           f"{sum(r is not None for v in results.values() for r in v)} done already, "
           f"{total} to run, {workers} worker(s) x {threads} thread(s) -> {out}", flush=True)
     env, start, failed = worker_env(threads), time.perf_counter(), []
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    bar = tqdm(total=total, unit="run", desc=profile.name, disable=not sys.stderr.isatty())
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, bar:
         futures = {pool.submit(execute, command(profile, run, seed, path, extra={
                                    "checkpoint_dir": str(out / "checkpoints")}),
                                out / "logs" / f"{run.slug}-seed{seed}.log", env):
@@ -237,8 +241,9 @@ def run_grid(profile: Profile, out: Path, workers: int, threads: int,
             else:
                 failed.append((run.name, seed))
                 status = f"FAILED (exit {code}), see {out / 'logs' / f'{run.slug}-seed{seed}.log'}"
-            print(f"[reproduce] {n}/{total} {run.name} seed={seed} {seconds:.0f}s {status}; "
-                  f"elapsed {elapsed:.0f}s, ETA {eta:.0f}s", flush=True)
+            tqdm.write(f"[reproduce] {n}/{total} {run.name} seed={seed} {seconds:.0f}s {status}; "
+                       f"elapsed {elapsed:.0f}s, ETA {eta:.0f}s")
+            bar.update()
     if failed:
         print(f"[reproduce] {len(failed)} run(s) failed: {failed}; run the command again to "
               "retry them (finished runs are kept)", flush=True)
