@@ -48,7 +48,7 @@ from tqdm import tqdm
 from recbole_genrec.config import PROJECT_ROOT, read_yaml
 from recbole_genrec.registry import get_model, is_generative
 from tuning import compare, figures
-from tuning.common import remove_checkpoint
+from tuning.common import remove_checkpoint, typed_overrides
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
 ENTRY_POINT = PROJECT_ROOT / "run_recbole_genrec.py"
@@ -126,10 +126,12 @@ def load_profile(name: str, overrides: dict | None = None) -> Profile:
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: run names must be distinct: {names}")
-    for key, section in (("paper", data.get("paper") or {}),
-                         ("beam_sweep", {"run": (data.get("beam_sweep") or {}).get("run")})):
-        stray = [n for n in (section if key == "paper" else [section["run"]])
-                 if n is not None and n not in names]
+    sweep = data.get("beam_sweep")
+    if sweep is not None and not (isinstance(sweep, dict) and {"run", "beam_sizes"} <= set(sweep)):
+        raise ValueError(f"{path}: beam_sweep needs run and beam_sizes, got {sweep!r}")
+    for key, referenced in (("paper", list(data.get("paper") or {})),
+                            ("beam_sweep", [sweep["run"]] if sweep else [])):
+        stray = [n for n in referenced if n not in names]
         if stray:
             raise ValueError(f"{path}: {key} names run(s) {stray} not in runs ({names})")
     seeds = data["seeds"]
@@ -184,7 +186,7 @@ def stored_result(profile: Profile, run: Run, seed: int, path: Path) -> dict | N
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
-    expected = {**compare.typed_overrides({k: _cli_value(v) for k, v in
+    expected = {**typed_overrides({k: _cli_value(v) for k, v in
                                            run_overrides(profile, run).items()}),
                 "model": run.model, "dataset": profile.dataset, "seed": seed}
     if run.loss:
@@ -409,7 +411,7 @@ def main(argv=None) -> Path:
             raise SystemExit(f"error: --{key} is set per run by the profile")
     dataset = overrides.pop("dataset", None)
     try:
-        profile = load_profile(args.profile, compare.typed_overrides(overrides))
+        profile = load_profile(args.profile, typed_overrides(overrides))
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     profile.dataset = dataset or profile.dataset
