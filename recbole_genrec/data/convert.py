@@ -19,6 +19,11 @@ in level order.  Tabs and line breaks inside text fields are replaced by
 spaces (the atomic format is tab separated; the count is reported) and text
 containing double quotes is CSV-quoted, which RecBole's pandas reader undoes.
 
+The imported codes get the tokenizer's quality report
+(:mod:`recbole_genrec.tokenizer.code_report`: codes used, entropy and fan-out
+per level, items sharing a full code), printed by the CLI; the summary line
+says when items share a code and the dataset will get a disambiguation level.
+
 CLI::
 
     python -m recbole_genrec.data.convert --src ../shared/data/Office --dst dataset/Office
@@ -30,6 +35,10 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+
+from recbole_genrec.tokenizer.code_report import code_quality, collision_summary, format_report
 
 TEXT_FIELDS = ("title", "description", "brand", "categories")
 _CODE_TOKEN = re.compile(r"^<([a-z])_(\d+)>$")
@@ -50,6 +59,7 @@ class ConversionReport:
     items_without_interactions: int = 0
     text_fields_whitespace_normalised: int = 0
     files: list = field(default_factory=list)
+    code_quality: dict = field(default_factory=dict)  # code_report.code_quality of the codes
 
     def summary(self) -> str:
         return (
@@ -57,7 +67,7 @@ class ConversionReport:
             f"{self.n_interactions} interactions, {self.n_levels}-level semantic IDs; "
             f"{self.items_without_interactions} catalogue items without interactions; "
             f"{self.text_fields_whitespace_normalised} text fields had tabs/line breaks "
-            f"replaced by spaces"
+            f"replaced by spaces; semantic IDs: {collision_summary(self.code_quality)}"
         )
 
 
@@ -180,6 +190,7 @@ def convert(src: Path, dst: Path, name: str | None = None) -> ConversionReport:
     report.n_users = len(sequences)
     report.n_items = len(codes)
     report.n_levels = len(next(iter(codes.values())))
+    report.code_quality = code_quality(np.array([codes[i] for i in sorted(codes)]))
     report.n_interactions = sum(len(s) for s in sequences.values())
     report.items_without_interactions = len(
         set(codes) - {i for s in sequences.values() for i in s}
@@ -220,6 +231,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     report = convert(args.src, args.dst, args.name)
     print(report.summary())
+    print(format_report(report.code_quality, f"{report.dataset} imported codes"))
     for path in report.files:
         print("wrote", path)
 

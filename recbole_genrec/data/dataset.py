@@ -6,6 +6,8 @@ Classic (SASRec, BERT4Rec) and generative models share this class and the same
 rows silently:
 
 * each requested column exists in its atomic file (error names file and field);
+  a missing ``.item`` file or ``sem_ids`` column is an error that prints the
+  tokenizer command that creates it (``python -m recbole_genrec.tokenize``);
 * every item of the interactions has a row in ``.item`` with a semantic ID
   (RecBole would drop those interactions in ``filter_inter_by_user_or_item``);
 * all semantic IDs have the same number of levels.
@@ -22,7 +24,27 @@ from pathlib import Path
 import pandas as pd
 from recbole.data.dataset import SequentialDataset
 
+from recbole_genrec.config import DATASET_ROOT
 from recbole_genrec.data.convert import DatasetFormatError
+
+
+def tokenize_command(config) -> str:
+    """The command that writes the semantic-ID column this config reads."""
+    command = f"python -m recbole_genrec.tokenize --dataset={config['dataset']}"
+    if Path(config["data_path"]).resolve().parent != DATASET_ROOT.resolve():
+        command += f" --data_path={Path(config['data_path']).parent}"
+    if config["sem_id_field"] != "sem_ids":
+        command += f" --sem_id_field={config['sem_id_field']}"
+    return command
+
+
+def missing_semantic_ids(config, item_path, what: str) -> DatasetFormatError:
+    return DatasetFormatError(
+        f"{item_path}: {what}, so the items have no semantic IDs "
+        f"('{config['sem_id_field']}', read by every model of this project: load_col). "
+        f"Create them from the item text (or your embeddings) with:\n"
+        f"    {tokenize_command(config)}\n"
+        f"(see README, 'Semantic IDs for your own dataset')")
 
 
 class GenRecDataset(SequentialDataset):
@@ -37,6 +59,10 @@ class GenRecDataset(SequentialDataset):
                 header = f.readline().rstrip("\n").split(self.config["field_separator"])
             present = {h.split(":")[0] for h in header}
             missing = sorted(set(load_col) - present)
+            if self.config["sem_id_field"] in missing:
+                raise missing_semantic_ids(
+                    self.config, filepath,
+                    f"missing required field '{self.config['sem_id_field']}'")
             if missing:
                 raise DatasetFormatError(
                     f"{filepath}: missing required field(s) {missing}; the header has "
@@ -45,8 +71,14 @@ class GenRecDataset(SequentialDataset):
         return super()._load_feat(filepath, source)
 
     def _load_data(self, token, dataset_path):
-        super()._load_data(token, dataset_path)
         sem_field = self.config["sem_id_field"]
+        item_path = Path(dataset_path) / f"{token}.item"
+        wanted = (self.config["load_col"] or {}).get("item") or []
+        if sem_field and sem_field in wanted and not item_path.is_file():
+            raise missing_semantic_ids(
+                self.config, item_path, "file not found (it needs item_id:token, the item "
+                "text, e.g. title:token_seq, and the semantic IDs)")
+        super()._load_data(token, dataset_path)
         if sem_field and self.item_feat is not None and sem_field in self.item_feat:
             self._check_semantic_ids(Path(dataset_path) / f"{token}.item", sem_field)
 
