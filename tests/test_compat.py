@@ -4,6 +4,7 @@ import importlib
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 import torch
 from recbole.config import Config
 from recbole.data import data_preparation
-from recbole.data.dataset import SequentialDataset
+from recbole.data.dataset import Dataset, SequentialDataset
 from recbole.trainer import Trainer
 from recbole.utils import init_seed
 
@@ -173,13 +174,24 @@ def test_missing_token_values(gap_config, copy_on_write):
         _check_gap_dataset(dataset)
 
 
-def test_recbole_alone_corrupts_under_copy_on_write(gap_config):
-    """The trap GenRecDataset avoids: RecBole's fillna(inplace=True) is a no-op."""
-    gap_config["load_col"]["item"] = ["item_id", "brand"]  # (title would crash outright)
+def test_recbole_alone_corrupts_under_copy_on_write(gap_config, monkeypatch):
+    """The trap: RecBole's own fillna(inplace=True) is a no-op under copy-on-write;
+    the methods compat puts in their place fill the same data correctly."""
     with pd.option_context("mode.copy_on_write", True):
+        _check_gap_dataset(SequentialDataset(gap_config))
+        for name, recbole_method in compat.RECBOLE_DATASET_METHODS.items():
+            monkeypatch.setattr(Dataset, name, recbole_method)
+        gap_config["load_col"]["item"] = ["item_id", "brand"]  # (title would crash outright)
         dataset = SequentialDataset(gap_config)
         data_preparation(gap_config, dataset)
         assert int(dataset.get_item_feature()["brand"].min()) == np.iinfo(np.int64).min
+
+
+def test_dataset_loads_without_pandas_warnings(gap_config):
+    """RecBole's chained-assignment fills and Series.agg(len) warned on every run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        _check_gap_dataset(GenRecDataset(gap_config))
 
 
 def test_pandas_3_is_refused(monkeypatch):
