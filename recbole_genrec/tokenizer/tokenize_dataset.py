@@ -151,7 +151,7 @@ def load_embeddings(settings: TokenizerSettings, item_file: ItemFile, log=print)
             "embedded as the empty text (one shared embedding) and still get codes")
     log(f"embedding {n_items} item texts from {fields} with {settings.encoder}")
     embeddings, encoder = embed_texts(texts, settings.encoder,
-                                      settings.folder / CACHE_FOLDER,
+                                      settings.folder.parent / CACHE_FOLDER,
                                       settings.encode_batch_size)
     if encoder["cached"]:
         log(f"embeddings read from the cache {encoder['cache_file']}")
