@@ -191,7 +191,8 @@ def test_tokenize_writes_sem_ids_keeps_other_columns_and_a_copy(tmp_path):
     assert (folder / "Toy.item.orig").read_bytes() == original
 
 
-@pytest.mark.parametrize("method, extra", [("rq-kmeans", {"balanced": True}),
+@pytest.mark.parametrize("method, extra", [("rq-kmeans", {"collision": "reassign"}),
+                                           ("rq-kmeans", {"balanced": True}),
                                            ("rq-vae", TINY_RQVAE)])
 def test_same_seed_same_inputs_byte_identical_codes(tmp_path, method, extra):
     x, _ = planted_clusters(spread=0.5)

@@ -86,6 +86,17 @@ def test_tiger_without_sem_ids_names_the_tokenize_command_then_runs(tmp_path):
     assert set(result["test"]) >= {"recall@10", "ndcg@10"}
 
 
+def test_first_use_of_an_atomic_shared_dataset_imports_it_then_asks_for_codes(
+        tmp_path, monkeypatch):
+    write_raw_atomic(tmp_path / "shared" / "Mine")
+    monkeypatch.setattr("recbole_genrec.quick_start.SHARED_DATA", tmp_path / "shared")
+    data = tmp_path / "data"
+    with pytest.raises(DatasetFormatError, match="python -m recbole_genrec.tokenize "
+                                                 f"--dataset=Mine --data_path={data}"):
+        run("TIGER", "Mine", config_dict=tiger_options(data), saved=False)
+    assert (data / "Mine" / "Mine.inter").is_file() and (data / "Mine" / "Mine.item").is_file()
+
+
 def test_missing_item_file_names_the_tokenize_command(tmp_path):
     src, _ = write_raw_atomic(tmp_path / "raw" / "Mine")
     import_atomic(src, tmp_path / "data" / "Mine")

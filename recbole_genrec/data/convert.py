@@ -167,12 +167,22 @@ def _clean_text(value, counter: list) -> str:
     return cleaned.strip()
 
 
-def convert(src: Path, dst: Path, name: str | None = None) -> ConversionReport:
+def convert(src: Path, dst: Path, name: str | None = None):
+    """Convert ``src`` into atomic files in ``dst``; returns the report.
+
+    A source that holds RecBole atomic files (``<D>.inter``, no ``<D>.inter.json``,
+    e.g. ``shared/data/ml-100k``) is imported by
+    :func:`recbole_genrec.data.import_atomic.import_atomic` instead; its items get
+    semantic IDs from ``python -m recbole_genrec.tokenize``.
+    """
     src, dst = Path(src), Path(dst)
     name = name or src.name
     inter_path = src / f"{name}.inter.json"
     index_path = src / f"{name}.index.rq-kmeans.json"
     item_path = src / f"{name}.item.json"
+    if not inter_path.exists() and (src / f"{name}.inter").is_file():
+        from recbole_genrec.data.import_atomic import import_atomic
+        return import_atomic(src, dst, name)
 
     sequences = read_interactions(inter_path)
     codes = read_semantic_ids(index_path)
@@ -231,7 +241,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     report = convert(args.src, args.dst, args.name)
     print(report.summary())
-    print(format_report(report.code_quality, f"{report.dataset} imported codes"))
+    if getattr(report, "code_quality", None):  # not for an atomic (import_atomic) source
+        print(format_report(report.code_quality, f"{report.dataset} imported codes"))
     for path in report.files:
         print("wrote", path)
 
