@@ -1,33 +1,29 @@
 """Train and evaluate one model: ``python run_recbole_genrec.py --model=TIGER --loss=apao``.
 
 Every ``--key=value`` overrides a config key (RecBole style); ``--config_files``
-takes space-separated YAML paths; ``--result_file`` sets where the result JSON goes.
+takes space-separated YAML paths; ``--result_file`` sets where the result JSON
+goes; ``--threads=N`` sets torch's CPU threads; ``--show_progress=false`` turns
+the progress bars off; ``--verbose`` logs RecBole's per-epoch lines and the full
+model tree.  The run ends with a one-screen summary
+(:mod:`recbole_genrec.run_summary`).
 """
 
 import sys
 
 from recbole_genrec.cli import parse_overrides
 from recbole_genrec.quick_start import run
+from recbole_genrec.run_summary import reevaluate_command, run_summary
 
 
 def main(argv=None):
-    overrides = parse_overrides(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    overrides = parse_overrides(argv)
     model = overrides.pop("model", "TIGER")
     dataset = overrides.pop("dataset", "Office")
     config_files = overrides.pop("config_files", "").split()
     result = run(model, dataset, config_files=config_files, cmd_overrides=overrides)
-    print(f"\n{result['model']} on {result['dataset']}"
-          + (f" (loss={result['loss']})" if result["loss"] else ""))
-    print("best valid:", _fmt(result["valid"]))
-    print("test:      ", _fmt(result["test"]))
-    for name, values in result["diagnostics"].items():
-        print(f"{name}: {_fmt(values)}")
-    print("result JSON:", result["result_file"])
-
-
-def _fmt(metrics: dict) -> str:
-    return "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in metrics.items())
+    print(run_summary(result, reevaluate_command(argv, result)), flush=True)
+    return result
 
 
 if __name__ == "__main__":

@@ -4,23 +4,36 @@ This replaces ``recbole.quick_start.run_recbole``, which re-resolves models by
 name (unknown names fail with an unrelated ``lightgbm`` import error), counts
 FLOPs by calling ``model.predict`` and reports to Ray Tune with a keyword form
 that current Ray rejects.
+
+What the run shows: the config and dataset statistics (RecBole's), the model as
+parameters per block (the full tree with ``verbose: true``), progress bars when
+``show_progress`` says so (:mod:`recbole_genrec.progress`) and one line per
+epoch; TensorBoard scalars go to ``log_tensorboard/<result JSON's name>/``.
+``threads`` sets torch's CPU threads (see :func:`set_torch_threads`).
 """
 
+import contextlib
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from time import perf_counter
 
 import torch
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from recbole_genrec.config import PROJECT_ROOT, GenRecConfig
+from recbole_genrec.config import PROJECT_ROOT, ConfigError, GenRecConfig
 from recbole_genrec.data.convert import convert
 from recbole_genrec.data.dataset import GenRecDataset
+from recbole_genrec.progress import bars_enabled
 from recbole_genrec.registry import get_trainer
+from recbole_genrec.run_summary import model_summary
 from recbole_genrec.trainer import plain_config
+from recbole_genrec.trainer.sequential_trainer import run_name
+from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, run_name_for
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
@@ -40,9 +53,30 @@ def ensure_dataset(config) -> None:
 
 
 def default_result_file(config) -> Path:
-    return Path(config["checkpoint_dir"]) / (
-        f"{config['model']}-{config['dataset']}-{config['loss'] or 'default'}.json"
-    )
+    return Path(config["checkpoint_dir"]) / f"{run_name(config)}.json"
+
+
+def set_torch_threads(threads, logger) -> int:
+    """Apply the ``threads`` option; return torch's thread count.
+
+    ``~`` (default) keeps torch's own choice: ``OMP_NUM_THREADS`` when set (as
+    ``tuning.reproduce`` does per worker), else one thread per physical core --
+    the fastest on an idle machine, and the same on every run there, so results
+    repeat.  When other processes already keep every core busy (1-minute load
+    average), fewer threads are faster (on 2 busy cores TIGER trained about twice
+    as fast with 1 thread as with 2): the run then says so.
+    """
+    if threads is not None:
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ConfigError(f"threads={threads!r}: expected a positive number of torch "
+                              "threads, or ~ for torch's default (one per core)")
+        torch.set_num_threads(threads)
+    n = torch.get_num_threads()
+    cores, load = len(os.sched_getaffinity(0)), os.getloadavg()[0]
+    if threads is None and n > 1 and load >= cores - 0.5:
+        logger.info(f"torch uses {n} threads, but the load average ({load:.1f}) shows other "
+                    f"processes on the {cores} cores: --threads=1 is likely faster")
+    return n
 
 
 def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
@@ -59,36 +93,40 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
     _reset_root_logger()  # RecBole's init_logger uses basicConfig: once per process otherwise
     init_logger(config)
     logger = logging.getLogger()
+    threads = set_torch_threads(config["threads"], logger)
     logger.info(config)
+    bars = bars_enabled(config["show_progress"])
+    with logging_redirect_tqdm() if bars else contextlib.nullcontext():  # log lines above bars
+        ensure_dataset(config)
+        dataset = GenRecDataset(config)
+        logger.info(dataset)
+        train_data, valid_data, test_data = data_preparation(config, dataset)
 
-    ensure_dataset(config)
-    dataset = GenRecDataset(config)
-    logger.info(dataset)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
+        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+        model = config.model_class(config, train_data._dataset).to(config["device"])
+        logger.info(model if config["verbose"] else model_summary(model))
+        trainer = get_trainer(config.model_class)(config, model)
+        tensorboard_name = run_name_for(result_file, config["checkpoint_dir"])
+        trainer.tensorboard = TensorBoardRun(tensorboard_name)
+        if config["init_from"]:
+            trainer.init_from_checkpoint(config["init_from"])
 
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = config.model_class(config, train_data._dataset).to(config["device"])
-    logger.info(model)
-    trainer = get_trainer(config.model_class)(config, model)
-    if config["init_from"]:
-        trainer.init_from_checkpoint(config["init_from"])
+        callback = None
+        if epoch_callback is not None:
+            def callback(epoch, valid_score):
+                epoch_callback(epoch, valid_score, trainer.last_valid_result)
 
-    callback = None
-    if epoch_callback is not None:
-        def callback(epoch, valid_score):
-            epoch_callback(epoch, valid_score, trainer.last_valid_result)
-
-    fit_start = perf_counter()
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"],
-        callback_fn=callback,
-    )
-    fit_s = perf_counter() - fit_start
-    test_start = perf_counter()
-    test_result = trainer.evaluate(test_data, load_best_model=saved, diagnostics=True)
-    test_s = perf_counter() - test_start
-    logger.info(f"best valid: {dict(best_valid_result or {})}")
-    logger.info(f"test result: {dict(test_result)}")
+        fit_start = perf_counter()
+        best_valid_score, best_valid_result = trainer.fit(
+            train_data, valid_data, saved=saved, show_progress=bars, callback_fn=callback)
+        fit_s = perf_counter() - fit_start
+        test_start = perf_counter()
+        test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=bars,
+                                       diagnostics=True)
+        test_s = perf_counter() - test_start
+    _log_test(trainer, test_result)
+    logger.info(f"best valid: {_plain_metrics(best_valid_result)}")
+    logger.info(f"test result: {_plain_metrics(test_result)}")
 
     result = {
         "model": config["model"],
@@ -100,6 +138,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
         "test": dict(test_result),
         "per_user": {"test": {"user_id": trainer.last_eval_users,
                               "target_rank": trainer.last_eval_ranks}},
+        "best_epoch": trainer.best_epoch,
         "valid_history": trainer.valid_history,
         "diagnostics": trainer.last_diagnostics,
         "loss_state": trainer.loss_state_summary(),
@@ -112,13 +151,28 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
             "stop_reason": trainer.stop_reason,
         },
         "device": str(config["device"]),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": threads,
         "checkpoint": trainer.saved_model_file if saved else None,
+        "tensorboard": str(trainer.tensorboard.log_dir),
     }
     result_file.parent.mkdir(parents=True, exist_ok=True)
     result_file.write_text(json.dumps(result, indent=1))
     result["result_file"] = str(result_file)
     return result
+
+
+def _log_test(trainer, test_result):
+    """Test metrics and PR@K into the TensorBoard run, at the best epoch."""
+    step = trainer.best_epoch or 0
+    trainer.tensorboard.add_scalars_at({f"Test/{k}": v for k, v in test_result.items()}, step)
+    pruning = trainer.last_diagnostics.get("pruning_rate", {})
+    trainer.tensorboard.add_scalars_at(
+        {f"PR{k}": v for k, v in pruning.items() if k.startswith("@")}, step)
+    trainer.tensorboard.close()
+
+
+def _plain_metrics(metrics) -> dict:
+    return {k: float(v) for k, v in dict(metrics or {}).items()}
 
 
 def _reset_root_logger():

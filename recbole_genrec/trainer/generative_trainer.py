@@ -24,9 +24,18 @@ lengths 1..L (APAO §5.4) from every beam evaluation, and, when ``evaluate`` is
 called with ``diagnostics=True`` (the test pass), the pruning rate PR@K (BEAR
 Fig. 6): among targets that the exact ranking puts in the top K, the fraction
 beam search loses, measured on ``pruning_rate_users`` sampled users (0 = not measured).
+
+Progress and TensorBoard (on top of :class:`SequentialTrainer`'s): the training
+bar advances per micro-batch and shows the running loss; the PR@K pass has a
+bar over its users.  Per epoch TensorBoard gets every loss part as
+``Loss/<part>`` (``ce``, APAO's ``prefix`` and ``prefix_m``, BEAR's ``bear_reg``
+and ``violation_rate``, ``msl``, ...; parts of ``a+b`` losses as ``a/<part>``),
+APAO's prefix weights as ``PrefixWeight/w_m`` (epoch means), the learning rate,
+and prefix-level recall of the validation as ``PrefixRecall@K/level_m``.
 """
 
 import math
+import re
 from collections import defaultdict
 from time import perf_counter
 
@@ -34,6 +43,7 @@ import torch
 from recbole.data.interaction import cat_interactions
 from torch.nn.utils import clip_grad_norm_
 
+from recbole_genrec.progress import progress_bar
 from recbole_genrec.trainer.sequential_trainer import SequentialTrainer
 
 RANKING_MODES = ("beam", "exact")
@@ -44,6 +54,7 @@ def _cosine(progress: float) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+_PREFIX_WEIGHT = re.compile(r"(^|/)w_\d+$")  # APAO's loss parts w_1, w_2, ... (apao/w_1 in a+b)
 
 
 class GenerativeTrainer(SequentialTrainer):
@@ -106,28 +117,47 @@ class GenerativeTrainer(SequentialTrainer):
         sums, n_seen = defaultdict(float), 0
         autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype,
                                   enabled=self.autocast_dtype is not None)
-        for interaction in train_data:
-            interaction = interaction.to(self.device)
-            self.optimizer.zero_grad()
-            for micro in self._micro_batches(interaction):
-                with autocast:
-                    loss = self.model.calculate_loss(micro)
-                self._check_nan(loss)
-                (loss * (len(micro) / len(interaction))).backward()
-                sums["loss"] += loss.item() * len(micro)
-                for name, value in self.model.last_loss_parts.items():
-                    sums[name] += float(value) * len(micro)
-                n_seen += len(micro)
-            if self.clip_grad_norm:
-                clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
-            self.optimizer.step()
-            self.scheduler.step()
+        with self._train_bar(train_data, epoch_idx, show_progress) as bar:
+            for interaction in train_data:
+                interaction = interaction.to(self.device)
+                self.optimizer.zero_grad()
+                for micro in self._micro_batches(interaction):
+                    with autocast:
+                        loss = self.model.calculate_loss(micro)
+                    self._check_nan(loss)
+                    (loss * (len(micro) / len(interaction))).backward()
+                    sums["loss"] += loss.item() * len(micro)
+                    for name, value in self.model.last_loss_parts.items():
+                        sums[name] += float(value) * len(micro)
+                    n_seen += len(micro)
+                    bar.update(len(micro))
+                    bar.set_postfix_str(f"loss {sums['loss'] / n_seen:.4f}", refresh=False)
+                if self.clip_grad_norm:
+                    clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
         means = {name: total / max(1, n_seen) for name, total in sums.items()}
         record = {"epoch": epoch_idx, **means, "lr": self.scheduler.get_last_lr()[0],
                   **self.model.loss.state_summary()}
         self.loss_history.append(record)
-        self.logger.info(f"epoch {epoch_idx} loss parts: {record}")
+        if self.config["verbose"]:
+            self.logger.info(f"epoch {epoch_idx} loss parts: " + ", ".join(
+                f"{k} {v:.4g}" for k, v in means.items() if k != "loss"))
         return means["loss"]
+
+    def epoch_scalars(self, epoch, validated) -> dict:
+        scalars = super().epoch_scalars(epoch, validated)
+        record = self.loss_history[-1]
+        scalars["LR"] = record["lr"]
+        for name, value in record.items():
+            if isinstance(value, float) and name not in ("loss", "lr"):
+                group = "PrefixWeight" if _PREFIX_WEIGHT.search(name) else "Loss"
+                scalars[f"{group}/{name}"] = value
+        if validated:
+            for k, levels in self.last_diagnostics.get("prefix_recall", {}).items():
+                scalars.update({f"PrefixRecall{k}/level_{m}": v
+                                for m, v in enumerate(levels, start=1)})
+        return scalars
 
     def loss_state_summary(self) -> dict:
         return {"final": self.model.loss.state_summary(), "per_epoch": self.loss_history}
@@ -196,11 +226,11 @@ class GenerativeTrainer(SequentialTrainer):
             self.last_diagnostics["prefix_recall"] = {
                 f"@{k}": [round(h / n_users, 6) for h in hits] for k, hits in self._prefix_hits.items()}
         if diagnostics and self.ranking_mode == "beam" and self.config["pruning_rate_users"]:
-            self.last_diagnostics["pruning_rate"] = self.pruning_rate(eval_data)
+            self.last_diagnostics["pruning_rate"] = self.pruning_rate(eval_data, show_progress)
         return result
 
     @torch.no_grad()
-    def pruning_rate(self, eval_data) -> dict:
+    def pruning_rate(self, eval_data, show_progress=False) -> dict:
         """PR@K on a sample of the users of the last evaluation (BEAR Fig. 6).
 
         A target is *lost* when the exact ranking puts it in the top K but beam
@@ -215,11 +245,13 @@ class GenerativeTrainer(SequentialTrainer):
         targets = torch.cat(self._eval_targets)[sample]
         beam_ranks = torch.tensor(self.last_eval_ranks)[sample]  # 0 = not in top max(K)
         full_ranks = []
-        for part, target in zip(sample.split(self.config["full_rank_batch_users"]),
-                                targets.split(self.config["full_rank_batch_users"])):
-            scores = self.model.full_sort_predict(users[part].to(self.device))
-            target_score = scores.gather(1, target.to(self.device)[:, None])
-            full_ranks.append((scores > target_score).sum(1).cpu() + 1)
+        chunk = self.config["full_rank_batch_users"]
+        with progress_bar(len(sample), "exact ranking (PR@K)", "user", show_progress) as bar:
+            for part, target in zip(sample.split(chunk), targets.split(chunk)):
+                scores = self.model.full_sort_predict(users[part].to(self.device))
+                target_score = scores.gather(1, target.to(self.device)[:, None])
+                full_ranks.append((scores > target_score).sum(1).cpu() + 1)
+                bar.update(len(part))
         full_ranks = torch.cat(full_ranks)
         out = {"users": len(sample)}
         for k in self.topk:

@@ -11,6 +11,14 @@
 * ``train_time_budget`` (seconds, validation included; ``~`` = none): before each
   epoch, training stops if the next epoch would overrun the budget at the mean
   time per epoch so far (``stop_reason`` says why training ended).
+* What a run shows: with ``show_progress`` bars over the training samples and
+  the users evaluated (:mod:`recbole_genrec.progress`), and always one log line
+  per epoch -- its training and validation time, loss, valid score, and the
+  time left at most (remaining epochs at the mean epoch time, capped by the
+  budget).  RecBole's own per-epoch lines come back with ``verbose: true``.
+* TensorBoard: one run per result JSON (:mod:`.tensorboard_run`); per epoch
+  ``LR``, ``Valid/<metric>``, ``Time/train_s`` and ``Time/valid_s`` next to
+  RecBole's ``Loss/Train`` (subclasses add theirs in ``epoch_scalars``).
 """
 
 import enum
@@ -24,6 +32,9 @@ import torch
 from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.trainer import Trainer
 from recbole.utils import EvaluatorType
+
+from recbole_genrec.progress import format_duration, progress_bar, time_left
+from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, discard_writer
 
 
 class TrainingBudgetReached(Exception):
@@ -49,6 +60,31 @@ def plain_config(config) -> dict:
     return plain_value(dict(config.final_config_dict))
 
 
+def run_name(config) -> str:
+    """``<model>-<dataset>-<loss>``: the default name of a run's result JSON and
+    TensorBoard folder."""
+    return f"{config['model']}-{config['dataset']}-{config['loss'] or 'default'}"
+
+
+class _CountedBatches:
+    """Iterates a dataloader and advances ``bar`` by each batch's size; every other
+    attribute is the dataloader's (RecBole's ``_train_epoch`` reads a few)."""
+
+    def __init__(self, data, bar):
+        self._data, self._bar = data, bar
+
+    def __iter__(self):
+        for batch in self._data:
+            yield batch
+            self._bar.update(len(batch))
+
+    def __len__(self):
+        return len(self._data)
+
+    def __getattr__(self, name):
+        return getattr(self._data, name)
+
+
 class SequentialTrainer(Trainer):
     def __init__(self, config, model):
         super().__init__(config, model)
@@ -58,12 +94,22 @@ class SequentialTrainer(Trainer):
         self.saved_model_file = str(Path(self.checkpoint_dir) / (
             f"{stem.replace(config['model'], config['model'] + '-' + config['dataset'], 1)}"
             f"-{os.getpid()}-{uuid.uuid4().hex[:6]}.pth"))
+        # RecBole's writer, named after the log file, is replaced by one per result JSON
+        discard_writer(self.tensorboard)
+        self.tensorboard = TensorBoardRun(run_name(config))
         self.epoch_times = []
+        self.valid_times = []
+        self.best_epoch = None  # epoch of the best validation so far
         self.valid_history = []  # one dict per validation: epoch, seconds into fit, metrics
         self.time_budget = config["train_time_budget"]
         self.stop_reason = None  # epochs | early_stopping | time_budget
         self._fit_start = None
+        self._first_epoch = 0
+        self._validating = False
         self._epoch = None
+        self._last_train_loss = None
+        self._log_epochs = True
+        self._eval_label = "test"
         self.last_eval_users = None  # user tokens of the last evaluate() call
         self.last_eval_ranks = None  # 1-based rank of the target, 0 = outside top-k
         self.last_valid_result = None
@@ -108,10 +154,24 @@ class SequentialTrainer(Trainer):
     # training ----------------------------------------------------------------------
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False,
             callback_fn=None):
+        """RecBole's ``fit``; ``verbose`` logs this trainer's line per epoch, and
+        RecBole's own lines as well when the config says ``verbose: true``."""
         self._fit_start = perf_counter()
-        first_epoch = self.start_epoch
+        first_epoch = self._first_epoch = self.start_epoch
+        self._validating = bool(valid_data) and self.eval_step > 0
+        self._log_epochs = verbose
+
+        def after_validation(epoch, valid_score):
+            if self.cur_step == 0:  # RecBole's early_stopping resets it on an improvement
+                self.best_epoch = epoch
+            self._end_epoch(epoch, validated=True)
+            if callback_fn:
+                callback_fn(epoch, valid_score)
+
+        recbole_lines = verbose and bool(self.config["verbose"])
         try:
-            result = super().fit(train_data, valid_data, verbose, saved, show_progress, callback_fn)
+            result = super().fit(train_data, valid_data, recbole_lines, saved, show_progress,
+                                 after_validation)
         except TrainingBudgetReached:
             self.stop_reason = "time_budget"
             self.logger.info(
@@ -123,6 +183,10 @@ class SequentialTrainer(Trainer):
             return self.best_valid_score, self.best_valid_result
         done = len(self.epoch_times)
         self.stop_reason = "epochs" if first_epoch + done >= self.epochs else "early_stopping"
+        if self.stop_reason == "early_stopping":
+            self.logger.info(
+                f"early stopping: valid {self.valid_metric} did not improve in "
+                f"{self.stopping_step} validations; best epoch {self.best_epoch}")
         return result
 
     def _next_epoch_overruns_budget(self) -> bool:
@@ -140,14 +204,63 @@ class SequentialTrainer(Trainer):
         start = perf_counter()
         loss = self._run_train_epoch(train_data, epoch_idx, show_progress)
         self.epoch_times.append(perf_counter() - start)
+        self._last_train_loss = sum(loss) if isinstance(loss, tuple) else loss
+        if self._fit_start is not None and not self._validates(epoch_idx):  # (inside fit)
+            self._end_epoch(epoch_idx, validated=False)
         return loss
 
     def _run_train_epoch(self, train_data, epoch_idx, show_progress=False):
-        return super()._train_epoch(train_data, epoch_idx, show_progress=show_progress)
+        with self._train_bar(train_data, epoch_idx, show_progress) as bar:
+            return super()._train_epoch(_CountedBatches(train_data, bar), epoch_idx)
+
+    def _train_bar(self, train_data, epoch_idx, show_progress):
+        """Bar over the epoch's training samples (ETA from the samples per second)."""
+        desc = f"train epoch {epoch_idx} ({epoch_idx + 1}/{self.epochs})"
+        return progress_bar(train_data.sample_size, desc, "sample", show_progress)
+
+    def _validates(self, epoch_idx) -> bool:
+        """Whether RecBole's ``fit`` validates after this epoch."""
+        return self._validating and (epoch_idx + 1) % self.eval_step == 0
+
+    # per-epoch report ----------------------------------------------------------------
+    def _end_epoch(self, epoch, validated):
+        self.tensorboard.add_scalars_at(self.epoch_scalars(epoch, validated), epoch)
+        if self._log_epochs:
+            self.logger.info(self._epoch_line(epoch, validated))
+
+    def epoch_scalars(self, epoch, validated) -> dict:
+        """TensorBoard scalars of the epoch that just ended (``tag: value``)."""
+        scalars = {"LR": self.optimizer.param_groups[0]["lr"], "Time/train_s": self.epoch_times[-1]}
+        if validated:
+            scalars["Time/valid_s"] = self.valid_times[-1]
+            scalars.update({f"Valid/{k}": v for k, v in self.last_valid_result.items()})
+        return scalars
+
+    def _epoch_line(self, epoch, validated) -> str:
+        done = epoch + 1 - self._first_epoch
+        elapsed = perf_counter() - self._fit_start
+        left = time_left(elapsed, done, self.epochs - self._first_epoch, self.time_budget)
+        line = (f"epoch {epoch} ({epoch + 1}/{self.epochs}): train "
+                f"{format_duration(self.epoch_times[-1])}, loss {self._last_train_loss:.4f}")
+        if validated:
+            score = self.last_valid_result.get(self.valid_metric)
+            best = ("best" if self.best_epoch == epoch
+                    else f"best {self.best_valid_score:.4f} at epoch {self.best_epoch}")
+            line += (f" | valid {format_duration(self.valid_times[-1])}, "
+                     f"{self.valid_metric} {score:.4f} ({best})")
+        line += f" | {format_duration(elapsed)} elapsed"
+        if epoch + 1 < self.epochs and left:
+            line += f", at most {format_duration(left)} left"
+        return line
 
     # evaluation --------------------------------------------------------------------
     def _valid_epoch(self, valid_data, show_progress=False):
-        score, self.last_valid_result = super()._valid_epoch(valid_data, show_progress)
+        start, self._eval_label = perf_counter(), f"valid {self._epoch}"
+        try:
+            score, self.last_valid_result = super()._valid_epoch(valid_data, show_progress)
+        finally:
+            self._eval_label = "test"
+        self.valid_times.append(perf_counter() - start)
         self.valid_history.append({
             "epoch": self._epoch,
             "fit_s": round(perf_counter() - self._fit_start, 3) if self._fit_start else None,
@@ -181,9 +294,11 @@ class SequentialTrainer(Trainer):
 
         uid_field = eval_data._dataset.uid_field
         users = []
-        for batched_data in eval_data:
-            interaction = self._collect_batch(batched_data)
-            users.append(interaction[uid_field].cpu())
+        with progress_bar(eval_data.sample_size, self._eval_label, "user", show_progress) as bar:
+            for batched_data in eval_data:
+                interaction = self._collect_batch(batched_data)
+                users.append(interaction[uid_field].cpu())
+                bar.update(len(interaction))
         self.eval_collector.model_collect(self.model)
         struct = self.eval_collector.get_data_struct()
         result = self.evaluator.evaluate(struct)

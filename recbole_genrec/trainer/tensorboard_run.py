@@ -1,0 +1,81 @@
+"""One TensorBoard run per result JSON, in RecBole's ``log_tensorboard/<run>/`` layout.
+
+RecBole's ``Trainer`` opens ``log_tensorboard/<log file name>/`` as soon as it
+is built and writes its hyperparameters as a second run (a time-stamped
+sub-folder).  This project's trainers write one folder per run instead,
+``log_tensorboard/<name>`` with ``name`` from :func:`run_name_for` (the result
+JSON's name), opened at the first write; event files that an earlier run of
+the same name left there are removed then, as the result JSON is replaced.
+
+Scalars (step = epoch; the trainers list what they write):
+``Loss/Train`` and ``Vaild_score`` (RecBole's tags, spelling included),
+``Loss/<part>``, ``PrefixWeight/<w_m>``, ``LR``, ``Valid/<metric>``,
+``PrefixRecall@K/level_<m>``, ``Time/<step>_s``; after the test pass
+``Test/<metric>`` and ``PR@K``; hyperparameters with the best valid score in
+the HPARAMS tab.  View with ``tensorboard --logdir log_tensorboard``.
+"""
+
+import math
+import shutil
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+TENSORBOARD_ROOT = "log_tensorboard"  # relative to the working directory, as in RecBole
+
+
+def run_name_for(result_file, checkpoint_dir) -> str:
+    """The run's folder name: the result JSON's stem (``TIGER-Office-apao``), or
+    ``<its folder>-<stem>`` when the JSON lies elsewhere than ``checkpoint_dir`` or
+    the working directory (``runs/TIGER_apao/seed2020.json`` -> ``TIGER_apao-seed2020``),
+    so the runs of a grid get distinct folders."""
+    result_file = Path(result_file).resolve()
+    if result_file.parent in (Path(checkpoint_dir).resolve(), Path.cwd().resolve()):
+        return result_file.stem
+    return f"{result_file.parent.name}-{result_file.stem}"
+
+
+def discard_writer(writer: SummaryWriter) -> None:
+    """Close a writer that wrote nothing and remove the folder it created."""
+    writer.close()
+    folder = Path(writer.log_dir)
+    if folder.is_dir() and len(list(folder.iterdir())) <= 1:  # only its header event file
+        shutil.rmtree(folder)
+
+
+class TensorBoardRun:
+    """A ``SummaryWriter`` for ``log_tensorboard/<name>``, opened at the first write."""
+
+    def __init__(self, name: str, root=TENSORBOARD_ROOT):
+        self.log_dir = Path(root) / name
+        self._writer = None
+
+    @property
+    def writer(self) -> SummaryWriter:
+        if self._writer is None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            for old in self.log_dir.glob("events.out.tfevents.*"):
+                old.unlink()
+            self._writer = SummaryWriter(str(self.log_dir))
+        return self._writer
+
+    def add_scalar(self, tag: str, value, step=None) -> None:
+        self.writer.add_scalar(tag, value, step)
+
+    def add_scalars_at(self, scalars: dict, step: int) -> None:
+        """Each ``tag: value`` at ``step``; ``None`` and non-finite values are skipped."""
+        for tag, value in scalars.items():
+            if value is not None and math.isfinite(float(value)):
+                self.writer.add_scalar(tag, float(value), step)
+
+    def add_hparams(self, hparam_dict: dict, metric_dict: dict, **_ignored) -> None:
+        """Hyperparameters in this run (``SummaryWriter.add_hparams`` would start another)."""
+        for summary in hparams(hparam_dict, metric_dict):
+            self.writer.file_writer.add_summary(summary)
+        for tag, value in metric_dict.items():
+            self.writer.add_scalar(tag, value)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
