@@ -160,7 +160,8 @@ def _fill_nan(self):
             elif ftype == FeatureType.FLOAT:
                 feat[field] = feat[field].fillna(value=feat[field].mean())
             else:
-                empty = np.array([], dtype=np.int64 if ftype == FeatureType.TOKEN_SEQ else np.float64)
+                dtype = np.int64 if ftype == FeatureType.TOKEN_SEQ else np.float64
+                empty = np.array([], dtype=dtype)
                 feat[field] = feat[field].apply(lambda x: empty if isinstance(x, float) else x)
 
 

@@ -39,6 +39,7 @@ import math
 import os
 import re
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,6 +47,7 @@ import yaml
 from ray import tune
 
 from recbole_genrec.config import read_yaml
+from recbole_genrec.progress import bars_enabled, format_duration, progress_bar, time_left
 from recbole_genrec.trainer import plain_value
 from tuning.common import remove_checkpoint, typed_overrides
 
@@ -195,6 +197,8 @@ def train_trial(params: dict, settings: SearchSettings) -> None:
     # the GPU(s) Ray assigned; RecBole would otherwise reset CUDA_VISIBLE_DEVICES to gpu_id
     config_dict["gpu_id"] = ",".join(str(g) for g in ray.get_gpu_ids())
     config_dict["checkpoint_dir"] = str(trial_dir / "checkpoints")
+    if "threads" not in settings.overrides:  # torch threads: the trial's share of CPUs
+        config_dict["threads"] = max(1, int(settings.cpus_per_trial))
     cmd = {k: v for k, v in settings.cmd_overrides().items() if k not in config_dict}
 
     def report(epoch, valid_score, valid_result):
@@ -263,13 +267,49 @@ def check_config(settings: SearchSettings):
 
 
 class ProgressPrinter(tune.Callback):
-    """One line per finished or failed trial (progress for people, scripts and tests)."""
+    """One line per finished or failed trial with the count and the time left (for
+    people, scripts and tests); on a terminal also a bar over the trials."""
+
+    def __init__(self, num_samples: int):
+        self.num_samples, self.start = num_samples, time.perf_counter()
+        self.done, self.done_here = set(), 0  # finished trials (also before a resume)
+        self.bar = None
+
+    def __getstate__(self):  # Ray saves the callbacks with the experiment; a bar holds a stream
+        return {**self.__dict__, "bar": None}
+
+    def setup(self, stop=None, num_samples=None, total_num_samples=None, **info):
+        self.start = time.perf_counter()
+        self.bar = progress_bar(self.num_samples, "[search] trials", "trial",
+                                bars_enabled(None), delay=0)
+
+    def on_experiment_end(self, trials, **info):
+        if self.bar is not None:
+            self.bar.close()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        print(f"[search] trial {trial.trial_id} finished", flush=True)
+        self._report(trials, trial, "finished")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        print(f"[search] trial {trial.trial_id} failed (recorded as ERROR)", flush=True)
+        self._report(trials, trial, "failed (recorded as ERROR)")
+
+    def _report(self, trials, trial, what):
+        before = len(self.done)
+        self.done |= {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
+        self.done.add(trial.trial_id)
+        self.done_here += 1
+        if self.bar is None:
+            self.setup()
+        self.bar.update(len(self.done) - before)
+        elapsed = time.perf_counter() - self.start
+        left = time_left(elapsed, self.done_here,
+                         self.done_here + self.num_samples - len(self.done))
+        line = (f"[search] trial {trial.trial_id} {what} ({len(self.done)}/{self.num_samples}, "
+                f"{format_duration(elapsed)} elapsed, about {format_duration(left)} left)")
+        if self.bar.disable:
+            print(line, flush=True)
+        else:
+            self.bar.write(line)
 
 
 def build_tuner(settings: SearchSettings, storage: Path, name: str):
@@ -293,7 +333,8 @@ def build_tuner(settings: SearchSettings, storage: Path, name: str):
             scheduler=scheduler, num_samples=settings.num_samples,
             max_concurrent_trials=settings.max_concurrent_trials),
         run_config=tune.RunConfig(
-            name=name, storage_path=str(storage), verbose=1, callbacks=[ProgressPrinter()],
+            name=name, storage_path=str(storage), verbose=1,
+            callbacks=[ProgressPrinter(settings.num_samples)],
             sync_config=tune.SyncConfig(sync_artifacts=True),
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
     )
