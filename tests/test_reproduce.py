@@ -138,20 +138,31 @@ def test_time_budget_stops_training_and_keeps_the_best_checkpoint(tiny_dataset, 
     assert Path(result["checkpoint"]).is_file()
 
 
-def test_budgeted_schedule_follows_the_time_spent(tiny_dataset, monkeypatch):
+def test_budgeted_schedule_follows_the_time_spent(tiny_dataset):
     """Warm-up over the first warmup_ratio of the budget, then cosine to its end."""
-    from recbole_genrec.trainer import generative_trainer
-
     config, model, train, *_ = build("TIGER", tiny_dataset, train_time_budget=100,
                                      warmup_ratio=0.1)
     trainer = build_trainer(config, model)
     now = {"t": 0.0}
-    monkeypatch.setattr(generative_trainer, "perf_counter", lambda: now["t"])
-    trainer._fit_start = 0.0
+    trainer._budget_clock = lambda: now["t"]
+    trainer._budget_start = 0.0
     schedule = trainer._build_scheduler(steps_per_epoch=10).lr_lambdas[0]
     for spent, factor in [(5, 0.5), (10, 1.0), (55, 0.5), (100, 0.0), (150, 0.0)]:
         now["t"] = spent
         assert schedule(0) == pytest.approx(factor, abs=1e-9)
+
+
+def test_process_clock_budget_counts_cpu_seconds(tiny_dataset, tmp_path):
+    result_file = tmp_path / "r.json"
+    run("TIGER", tiny_dataset.name, config_dict={
+        **tiny_dataset.config, **TINY_ARCH["TIGER"], "epochs": 10_000, "stopping_step": 10_000,
+        "train_time_budget": 2, "train_time_clock": "process", "pruning_rate_users": 0},
+        result_file=result_file)
+    result = json.loads(result_file.read_text())
+    assert result["timings"]["stop_reason"] == "time_budget"
+    config, model, *_ = build("TIGER", tiny_dataset, train_time_clock="gpu")
+    with pytest.raises(ValueError, match="train_time_clock='gpu'"):
+        build_trainer(config, model)
 
 
 def test_bf16_autocast_trains_and_bad_precision_is_named(tiny_dataset):

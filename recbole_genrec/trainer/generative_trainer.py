@@ -37,7 +37,6 @@ and prefix-level recall of the validation as ``PrefixRecall@K/level_m``.
 import math
 import re
 from collections import defaultdict
-from time import perf_counter
 
 import torch
 from recbole.data.interaction import cat_interactions
@@ -97,11 +96,11 @@ class GenerativeTrainer(SequentialTrainer):
             return (step + 1) / warmup if step < warmup else _cosine((step - warmup) / max(1, total - warmup))
 
         def by_time(step):  # the same shape over the fraction of train_time_budget spent
-            spent = (perf_counter() - self._fit_start) / self.time_budget
+            spent = self.budget_spent() / self.time_budget
             ratio = self.config["warmup_ratio"]
             return spent / ratio if spent < ratio else _cosine((spent - ratio) / (1 - ratio))
 
-        timed = self.time_budget and self._fit_start is not None
+        timed = self.time_budget and self._budget_start is not None
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, by_time if timed else by_steps)
 
     def _micro_batches(self, interaction):

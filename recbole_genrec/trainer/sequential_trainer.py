@@ -25,7 +25,7 @@ import enum
 import os
 import uuid
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from recbole.utils import EvaluatorType
 
 from recbole_genrec.progress import format_duration, progress_bar, time_left
 from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, discard_writer
+
+
+BUDGET_CLOCKS = {"wall": perf_counter, "process": process_time}  # train_time_clock
 
 
 class TrainingBudgetReached(Exception):
@@ -102,6 +105,11 @@ class SequentialTrainer(Trainer):
         self.best_epoch = None  # epoch of the best validation so far
         self.valid_history = []  # one dict per validation: epoch, seconds into fit, metrics
         self.time_budget = config["train_time_budget"]
+        if config["train_time_clock"] not in BUDGET_CLOCKS:
+            raise ValueError(f"train_time_clock={config['train_time_clock']!r}: expected one of "
+                             f"{list(BUDGET_CLOCKS)}")
+        self._budget_clock = BUDGET_CLOCKS[config["train_time_clock"]]
+        self._budget_start = None
         self.stop_reason = None  # epochs | early_stopping | time_budget
         self._fit_start = None
         self._first_epoch = 0
@@ -156,7 +164,7 @@ class SequentialTrainer(Trainer):
             callback_fn=None):
         """RecBole's ``fit``; ``verbose`` logs this trainer's line per epoch, and
         RecBole's own lines as well when the config says ``verbose: true``."""
-        self._fit_start = perf_counter()
+        self._fit_start, self._budget_start = perf_counter(), self._budget_clock()
         first_epoch = self._first_epoch = self.start_epoch
         self._validating = bool(valid_data) and self.eval_step > 0
         self._log_epochs = verbose
@@ -175,8 +183,9 @@ class SequentialTrainer(Trainer):
         except TrainingBudgetReached:
             self.stop_reason = "time_budget"
             self.logger.info(
-                f"train_time_budget={self.time_budget}s reached after {len(self.epoch_times)} "
-                f"epochs ({perf_counter() - self._fit_start:.0f}s); best valid score "
+                f"train_time_budget={self.time_budget}s ({self.config['train_time_clock']} "
+                f"clock) reached after {len(self.epoch_times)} epochs "
+                f"({self.budget_spent():.0f}s); best valid score "
                 f"{self.best_valid_score}")
             if saved and not self.valid_history:  # budget ended before any validation
                 self._save_checkpoint(self._epoch)
@@ -189,13 +198,17 @@ class SequentialTrainer(Trainer):
                 f"{self.stopping_step} validations; best epoch {self.best_epoch}")
         return result
 
+    def budget_spent(self) -> float:
+        """Seconds of ``train_time_clock`` since ``fit`` started: ``wall`` time, or
+        ``process`` CPU time (the same compute however loaded the machine is)."""
+        return self._budget_clock() - self._budget_start
+
     def _next_epoch_overruns_budget(self) -> bool:
         """True when one more epoch, at the mean time per epoch so far (validation
         included), would end past ``train_time_budget``."""
         if not self.time_budget or not self.epoch_times:
             return False
-        elapsed = perf_counter() - self._fit_start
-        return elapsed * (1 + 1 / len(self.epoch_times)) > self.time_budget
+        return self.budget_spent() * (1 + 1 / len(self.epoch_times)) > self.time_budget
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         if self._next_epoch_overruns_budget():
