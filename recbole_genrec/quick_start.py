@@ -48,7 +48,7 @@ def ensure_dataset(config) -> None:
         raise FileNotFoundError(
             f"dataset {name!r}: neither {path / (name + '.inter')} nor {source} exists"
         )
-    report = convert(source, path, name)
+    report = convert(source, path, name, show_progress=bars_enabled(config["show_progress"]))
     logging.getLogger().info("converted %s", report.summary())
 
 

@@ -24,6 +24,9 @@ The imported codes get the tokenizer's quality report
 per level, items sharing a full code), printed by the CLI; the summary line
 says when items share a code and the dataset will get a disambiguation level.
 
+Writing the files shows a progress bar (users, then items) when
+``show_progress`` is true and the step takes more than half a second.
+
 CLI::
 
     python -m recbole_genrec.data.convert --src ../shared/data/Office --dst dataset/Office
@@ -38,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recbole_genrec.progress import bars_enabled, progress_bar
 from recbole_genrec.tokenizer.code_report import code_quality, collision_summary, format_report
 
 TEXT_FIELDS = ("title", "description", "brand", "categories")
@@ -167,7 +171,7 @@ def _clean_text(value, counter: list) -> str:
     return cleaned.strip()
 
 
-def convert(src: Path, dst: Path, name: str | None = None):
+def convert(src: Path, dst: Path, name: str | None = None, show_progress: bool = False):
     """Convert ``src`` into atomic files in ``dst``; returns the report.
 
     A source that holds RecBole atomic files (``<D>.inter``, no ``<D>.inter.json``,
@@ -207,12 +211,14 @@ def convert(src: Path, dst: Path, name: str | None = None):
     )
 
     dst.mkdir(parents=True, exist_ok=True)
+    bar = progress_bar(report.n_users + report.n_items, f"convert {name}", "row", show_progress)
     inter_out = dst / f"{name}.inter"
     with open(inter_out, "w", encoding="utf-8") as f:
         f.write("user_id:token\titem_id:token\ttimestamp:float\n")
         for uid in sorted(sequences):
             for pos, iid in enumerate(sequences[uid]):
                 f.write(f"{uid}\t{iid}\t{pos}\n")
+            bar.update()
 
     item_out = dst / f"{name}.item"
     text_fields = TEXT_FIELDS if texts is not None else ()
@@ -228,6 +234,8 @@ def convert(src: Path, dst: Path, name: str | None = None):
                 record = texts.get(iid, {})
                 row += [_clean_text(record.get(t), counter) for t in text_fields]
             writer.writerow(row)
+            bar.update()
+    bar.close()
     report.text_fields_whitespace_normalised = counter[0]
     report.files = [str(inter_out), str(item_out)]
     return report
@@ -239,7 +247,7 @@ def main(argv=None):
     parser.add_argument("--dst", required=True, type=Path, help="output folder")
     parser.add_argument("--name", default=None, help="dataset name (default: src folder name)")
     args = parser.parse_args(argv)
-    report = convert(args.src, args.dst, args.name)
+    report = convert(args.src, args.dst, args.name, show_progress=bars_enabled(None))
     print(report.summary())
     if getattr(report, "code_quality", None):  # not for an atomic (import_atomic) source
         print(format_report(report.code_quality, f"{report.dataset} imported codes"))
