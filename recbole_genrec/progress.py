@@ -31,16 +31,20 @@ def progress_bar(total, desc: str, unit: str, enabled: bool, delay: float = 0.5,
                 dynamic_ncols=True, delay=delay, file=sys.stderr, **kwargs)
 
 
-def time_left(elapsed: float, done: int, total: int, budget: float | None = None) -> float | None:
+def time_left(elapsed: float, done: int, total: int, budget: float | None = None,
+              spent: float | None = None) -> float | None:
     """Seconds left after ``done`` of ``total`` equal steps that took ``elapsed``:
-    the remaining steps at the mean time per step, capped by what is left of
-    ``budget`` (seconds) when there is one; ``None`` before the first step."""
+    the remaining steps at the mean time per step; with a ``budget``, only the
+    steps that still fit in it at the mean cost per step so far (``spent``: what
+    the done steps used of the budget, in the budget's own clock; default
+    ``elapsed``).  ``None`` before the first step."""
     if done <= 0:
         return None
-    left = (total - done) * elapsed / done
-    if budget:
-        left = min(left, max(0.0, budget - elapsed))
-    return max(0.0, left)
+    remaining = total - done
+    spent = elapsed if spent is None else spent
+    if budget and spent > 0:
+        remaining = min(remaining, math.floor((budget - spent) * done / spent))
+    return max(0, remaining) * elapsed / done
 
 
 def format_duration(seconds: float | None) -> str:

@@ -24,7 +24,9 @@ def tiny_run(tiny, **overrides):
 
 def test_time_left_and_durations():
     assert time_left(30.0, 1, 4) == pytest.approx(90.0)
-    assert time_left(30.0, 1, 4, budget=50) == pytest.approx(20.0)  # capped by the budget
+    assert time_left(30.0, 1, 4, budget=100) == pytest.approx(60.0)  # 2 more fit the budget
+    assert time_left(30.0, 1, 4, budget=100, spent=15) == pytest.approx(90.0)  # CPU-time budget
+    assert time_left(30.0, 1, 4, budget=50) == 0.0
     assert time_left(60.0, 2, 2) == 0.0
     assert time_left(0.0, 0, 4) is None  # nothing to extrapolate from yet
     assert [format_duration(s) for s in (3.24, 42, 225, 4500, None)] == \

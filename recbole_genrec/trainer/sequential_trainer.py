@@ -252,7 +252,8 @@ class SequentialTrainer(Trainer):
     def _epoch_line(self, epoch, validated) -> str:
         done = epoch + 1 - self._first_epoch
         elapsed = perf_counter() - self._fit_start
-        left = time_left(elapsed, done, self.epochs - self._first_epoch, self.time_budget)
+        left = time_left(elapsed, done, self.epochs - self._first_epoch, self.time_budget,
+                         self.budget_spent())
         line = (f"epoch {epoch} ({epoch + 1}/{self.epochs}): train "
                 f"{format_duration(self.epoch_times[-1])}, loss {self._last_train_loss:.4f}")
         if validated:
