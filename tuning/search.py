@@ -30,6 +30,9 @@ killed job) without redoing finished trials (settings come from the saved
 experiment).  Outputs in that folder: ``best.yaml`` (usable as
 ``run_recbole_genrec.py --config_files=...``), ``trials.csv`` and
 ``search.html`` (objective over trials, each searched parameter vs objective).
+Each trial runs ``int(cpus_per_trial)`` torch threads (at least 1) unless
+``--threads=N`` fixes them; the driver prints a line per finished trial with
+the count and the time left (and draws a bar over the trials on a terminal).
 """
 
 import argparse
