@@ -14,6 +14,13 @@ RSS growth over the process before the run (which already holds the embeddings).
 Variants: ``rq-kmeans`` (default settings: 3 levels x 256 codes, k-means fit on
 at most 256 items per code), ``balanced`` (+ ``--balanced=true``), ``reassign``
 (+ ``--collision=reassign``), ``rq-vae`` (``--rqvae_epochs=50``).
+
+``--kmeans_libraries`` instead times one k-means fit (65,536 x 384 synthetic
+points, 256 centroids: one level's fit at the default sample size) with
+scikit-learn and, when importable, faiss-cpu (not a dependency of the project:
+run it with a Python that has faiss, numpy and scikit-learn), each with its
+default stopping rule and with 25 iterations for both, and compares the
+inertia (sum of squared distances to the nearest centroid) of the results.
 """
 
 import argparse
@@ -83,6 +90,40 @@ def worker(n: int, variant: str, folder: Path) -> dict:
             "collision_handling": quality["collision_handling"]["summary"]}
 
 
+def compare_kmeans_libraries(threads: int, n: int = 65_536, k: int = 256) -> dict:
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    x = synthetic_embeddings(n)
+
+    def inertia(centroids):
+        d = (x * x).sum(1, keepdims=True) - 2 * x @ centroids.T + (centroids ** 2).sum(1)
+        return float(np.maximum(d, 0).min(1).sum())
+
+    rows = []
+    for label, options in (("scikit-learn default (max_iter 300, tol 1e-4)", {}),
+                           ("scikit-learn 25 iterations", {"max_iter": 25, "tol": 0.0})):
+        start = time.perf_counter()
+        km = KMeans(n_clusters=k, n_init=1, random_state=0, **options).fit(x)
+        rows.append({"library": label, "seconds": time.perf_counter() - start,
+                     "iterations": int(km.n_iter_), "inertia": inertia(km.cluster_centers_)})
+    try:
+        import faiss
+    except ImportError:
+        rows.append({"library": "faiss", "skipped": "faiss is not importable"})
+    else:
+        faiss.omp_set_num_threads(threads)
+        for label, niter in (("faiss default (25 iterations)", 25),
+                             ("faiss 100 iterations", 100)):
+            start = time.perf_counter()
+            km = faiss.Kmeans(DIM, k, niter=niter, seed=1, max_points_per_centroid=256)
+            km.train(x)
+            rows.append({"library": label, "version": faiss.__version__,
+                         "seconds": time.perf_counter() - start, "iterations": niter,
+                         "inertia": inertia(km.centroids)})
+    return {"points": n, "dim": DIM, "centroids": k, "threads": threads, "rows": rows}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -90,8 +131,18 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results"
                         / "tokenizer_scale.json")
+    parser.add_argument("--kmeans_libraries", action="store_true",
+                        help="time scikit-learn vs faiss k-means on one level's fit")
     parser.add_argument("--worker", nargs=2, metavar=("N", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.kmeans_libraries:
+        result = compare_kmeans_libraries(args.threads)
+        for row in result["rows"]:
+            print(row)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=1))
+        print("wrote", args.output)
+        return
     if args.worker:
         with tempfile.TemporaryDirectory() as tmp:
             result = worker(int(args.worker[0]), args.worker[1], Path(tmp))

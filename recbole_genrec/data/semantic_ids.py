@@ -6,6 +6,12 @@ be indistinguishable.  With ``extra_level`` (default) one disambiguation level
 is appended *only when a collision exists*: an item's extra code is its index
 among the items sharing its code, in item-id order (0 for unique codes) -- the
 common practice of TIGER.  ``error`` refuses such data instead.
+
+Moving colliding items to a free code of the last level instead (RecBole 3.0,
+LETTER) needs the quantizer's distances, so it happens where the codes are made:
+``python -m recbole_genrec.tokenize --collision=reassign``
+(:mod:`recbole_genrec.tokenizer.collisions`); its report states what each choice
+costs.
 """
 
 import numpy as np
