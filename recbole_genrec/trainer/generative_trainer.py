@@ -146,9 +146,7 @@ class GenerativeTrainer(SequentialTrainer):
 
     def epoch_scalars(self, epoch, validated) -> dict:
         scalars = super().epoch_scalars(epoch, validated)
-        record = self.loss_history[-1]
-        scalars["LR"] = record["lr"]
-        for name, value in record.items():
+        for name, value in self.loss_history[-1].items():
             if isinstance(value, float) and name not in ("loss", "lr"):
                 group = "PrefixWeight" if _PREFIX_WEIGHT.search(name) else "Loss"
                 scalars[f"{group}/{name}"] = value
