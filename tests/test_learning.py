@@ -1,42 +1,49 @@
-"""Learning tests: every model and loss must *learn* a simple rule, end to end.
+"""Learning tests: every model under every loss must *learn* a simple rule, end to end.
 
-The data (:func:`rule_sequences`): 60 items with random unique 3-level semantic IDs
-(60 of the 4**3 = 64 codes, drawn with a fixed seed) and a fixed random
-permutation ``f`` of the items.  Every user's sequence starts anywhere and then
-follows the rule ``next item = f(last item)`` for 8-16 items, so under the
-project's protocol (leave-one-out in time order, history = the last 20 items) the
-validation and test targets are exactly ``f`` of the last history item -- always
-visible to the model, so the rule is learnable and a model that learned it ranks
-the target first.
+The rule (:func:`rule_sequences`, seeded): 40 items with random unique 3-level
+semantic IDs (40 of the 4**3 = 64 codes) and a fixed random permutation ``f`` of
+the items.  Each user's sequence starts at some item and follows
+``next item = f(last item)``: 300 users, 80% with 4-12 items and 20% with 13-24,
+so that training positions cover every history length up to the 20-item window
+that validation and test use.  Under the project's protocol (leave-one-out in
+time order, history = the last 20 items) the validation and test targets are
+``f`` of the last history item, which the model always sees: a model that
+learned the rule ranks the target first.
 
-Each run goes through the real entry point, ``run_recbole_genrec.main`` with
-``--key=value`` arguments (config layer, dataset, split, trainer with its
-warm-up/cosine schedule, checkpointing, result JSON), with a tiny model and the
-default evaluation: trie-constrained beam search (beam 20) with the KV cache.
-TIGER and LlamaGR under every loss (``ce``, pointwise and pairwise ``apao``,
-``bear``, ``msl``; ``dpo``/``dmpo``/``sdpo`` as the second stage they are,
-started with ``--init_from`` the ``ce`` run's checkpoint) and RecBole's SASRec
-must reach test Recall@10 >= 0.95 *and* NDCG@10 >= 0.85.
+Every run goes through the real entry point, ``run_recbole_genrec.main`` with
+``--key=value`` arguments (config layer, dataset loading and split, trainer
+with its warm-up + cosine schedule, best-checkpoint reload, result JSON), with a
+tiny model and the default evaluation: trie-constrained beam search (beam 20,
+KV cache).  TIGER and LlamaGR under ``ce``, pointwise and pairwise ``apao``,
+``bear`` and ``msl`` (trained from scratch), ``dpo``/``dmpo``/``sdpo`` (the
+second stage they are: one epoch from the ``ce`` run's checkpoint via
+``--init_from``; they must keep the rule and end with a positive reward margin
+over the frozen reference), and RecBole's SASRec must reach test
+Recall@10 >= 0.95 and NDCG@10 >= 0.8.
 
-Why the NDCG bound: with 60 items, a model that gets only the first code right
-already holds the target in its top 10 about as often as not (15 items per
-first code, 4 per two-code prefix), so Recall@10 alone is passed by a half-learned
-model; NDCG@10 >= 0.85 needs the target at rank 1 for most users.  Chance is
-Recall@10 = 1/6.
+Why NDCG@10 as well: with 40 items a model that only learned the first code
+already has the target in its top 10 most of the time (about 10 items share a
+first code), so Recall@10 alone passes half-learned models; NDCG@10 >= 0.8
+needs the target at rank 1 for most users (chance: Recall@10 = 0.25).
 
-What this catches that the unit tests of single components do not: anything
-that silently stops the whole loop from learning the rule or from decoding it.
-Each of these, applied as a monkeypatch to a copy of this file, made the test
-fail (see the commit message of this file for the figures):
+It fails -- each checked once with a monkeypatch (not part of CI) -- when
+* the decoder's causal mask is dropped (``causal_bias`` all zeros): teacher
+  forcing leaks the next code, the model learns to copy it, and beam search,
+  which cannot see the future, ranks the target low (TIGER and LlamaGR);
+* beam search feeds a generated code as a token of the wrong level, or decodes
+  with another user's cached history keys/values (both backbones);
+* the KV cache of the generated tokens is zeroed, or not reordered to follow the
+  surviving hypotheses (TIGER), or padding keys are not masked (TIGER);
+* the learning rate is scheduled to 0, or the warm-up never ends (both);
+* the loss loses its gradient (cross-entropy detached; both);
+* a preference loss prefers the negatives (rewards negated): all three losses on
+  both backbones, through the metrics or (LlamaGR dpo, sdpo) the reward margin.
 
-* a non-causal decoder self-attention mask in training (``causal_bias`` all
-  zeros): teacher forcing then leaks the next code, the model learns to copy
-  it and beam search, which cannot see the future, ranks the target poorly;
-* a broken KV cache in beam search (caches zeroed, or the rows not reordered
-  to follow the surviving hypotheses);
-* a learning-rate schedule that is zero (or never leaves warm-up);
-* a loss whose gradient is lost (detached) or whose sign is flipped
-  (preference losses: rewards swapped).
+It does not detect a wrong cache of LlamaGR's own generated tokens (the last
+history item alone determines every code of the target, so at most lower-ranked
+beams change) nor unmasked padding in LlamaGR's prefix (NDCG@10 drops to about
+0.84 only); ``tests/test_beam_search.py`` checks cached decoding against a full
+recompute and the beam against the exact ranking.
 """
 
 import json
@@ -50,20 +57,22 @@ import torch
 import run_recbole_genrec
 from conftest import make_dataset
 
-N_ITEMS, N_USERS, SEED = 48, 300, 2024
+N_ITEMS, N_USERS, SEED = 40, 300, 2024
 LENGTHS, LONG_LENGTHS, LONG_SHARE = (4, 12), (13, 24), 0.2
 DATASET = "Rule"
-RECALL_MIN, NDCG_MIN = 0.95, 0.85
+RECALL_MIN, NDCG_MIN = 0.95, 0.8
 
-# optimisation shared by every run: a few epochs at a high learning rate
+# shared by every run: a high learning rate; epochs per model below (the run length
+# is fixed: stopping_step exceeds it).  The file takes about 90 s on one thread of a
+# busy 2-core machine, three quarters of it in the five TIGER runs from scratch
 FAST = {"learning_rate": 0.01, "train_batch_size": 64, "eval_batch_size": 512,
         "stopping_step": 10, "seed": SEED}
 GENERATIVE = {"micro_batch_size": 64, "warmup_ratio": 0.05, "pruning_rate_users": 8}
 ARCH = {
-    "TIGER": {"d_model": 32, "n_heads": 4, "head_dim": 8, "d_ff": 64, "n_encoder_layers": 1,
-              "n_decoder_layers": 1, "dropout_prob": 0.0, "epochs": 8},
+    "TIGER": {"d_model": 32, "n_heads": 4, "head_dim": 16, "d_ff": 64, "n_encoder_layers": 1,
+              "n_decoder_layers": 1, "dropout_prob": 0.0, "epochs": 7},
     "LlamaGR": {"hidden_size": 32, "n_heads": 2, "intermediate_size": 64, "n_layers": 1,
-                "epochs": 5},
+                "epochs": 6},
     "SASRec": {"hidden_size": 32, "inner_size": 64, "n_layers": 1, "n_heads": 2,
                "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0, "epochs": 4},
 }
@@ -74,7 +83,9 @@ ONE_STAGE = [
     ("ce", "ce", {}),
     ("apao", "apao", {}),
     ("apao-pairwise", "apao", {"apao_variant": "pairwise", "apao_n_neg": 4}),
-    # 4 codes per level: BEAR's top-B threshold needs B < 4 to be active
+    # 4 codes per level: BEAR's top-B threshold needs B < 4 to be active.  lambda and xi
+    # as in the BEAR authors' example command (topk_weight 0.25, topk_tau 2.75): with
+    # the defaults (1, 1) the regulariser, unbounded below, outweighs CE on this data
     ("bear", "bear", {"bear_beam_size": 2, "bear_lambda": 0.25, "bear_xi": 2.75}),
     ("msl", "msl", {}),
 ]
@@ -95,7 +106,8 @@ def rule_sequences(seed: int = SEED):
     sequences = {}
     for user in range(N_USERS):
         # the first N_ITEMS users start at every item once: every item occurs
-        seq, length = [user if user < N_ITEMS else rng.randrange(N_ITEMS)], rng.randint(*(LONG_LENGTHS if rng.random() < LONG_SHARE else LENGTHS))
+        seq = [user if user < N_ITEMS else rng.randrange(N_ITEMS)]
+        length = rng.randint(*(LONG_LENGTHS if rng.random() < LONG_SHARE else LENGTHS))
         while len(seq) < length:
             seq.append(f[seq[-1]])
         sequences[user] = seq
@@ -144,8 +156,8 @@ def ce_run(rule_data, tmp_path_factory):
 
     def get(backbone):
         if backbone not in results:
-            results[backbone] = train(backbone, rule_data, tmp_path_factory.mktemp(f"ce-{backbone}"),
-                                      loss="ce")
+            workdir = tmp_path_factory.mktemp(f"ce-{backbone}")
+            results[backbone] = train(backbone, rule_data, workdir, loss="ce")
         return results[backbone]
 
     return get
