@@ -227,9 +227,11 @@ class SequentialTrainer(Trainer):
             return super()._train_epoch(_CountedBatches(train_data, bar), epoch_idx)
 
     def _train_bar(self, train_data, epoch_idx, show_progress):
-        """Bar over the epoch's training samples (ETA from the samples per second)."""
+        """Bar over the epoch's training samples (ETA from the samples per second);
+        ``train_data`` may also be a plain list of batches (benchmarks pass one)."""
         desc = f"train epoch {epoch_idx} ({epoch_idx + 1}/{self.epochs})"
-        return progress_bar(train_data.sample_size, desc, "sample", show_progress)
+        total = getattr(train_data, "sample_size", None)
+        return progress_bar(total, desc, "sample", show_progress)
 
     def _validates(self, epoch_idx) -> bool:
         """Whether RecBole's ``fit`` validates after this epoch."""
