@@ -36,6 +36,9 @@ def test_smoke_profile_end_to_end(tiny_dataset, tmp_path):
     for name in FIGURES:
         assert (out / f"{name}.png").stat().st_size > 1000 and (out / f"{name}.csv").is_file()
         assert f"]({name}.png)" in report
+    assert "## TIGER:apao vs TIGER:ce" in report  # the profile's pair
+    invocations = (out / "invocations.jsonl").read_text().splitlines()
+    assert len(invocations) == 1 and json.loads(invocations[0])["runs_done"] == 8
     table = (out / "table.md").read_text()
     assert "TIGER:apao" in table and "SASRec" in table and "paired t-test" in table
     paper = (out / "paper.csv").read_text().splitlines()
@@ -89,6 +92,8 @@ def test_interrupted_reproduction_continues_without_repeating_finished_runs(
         assert path.stat().st_mtime_ns == mtime
         assert not any(f"--result_file={path}" in a for a in executed)
     assert "| SASRec | 2 | 1 | epochs |" in (out / "report.md").read_text()
+    done = [json.loads(line)["runs_done"] for line in (out / "invocations.jsonl").read_text().splitlines()]
+    assert done == [4 - len(finished)]  # the killed invocation never got to write its line
 
 
 def test_stored_results_with_other_settings_are_refused(tiny_dataset, tmp_path):

@@ -15,6 +15,8 @@ A *profile* (``tuning/profiles/<name>.yaml``, or a path) declares
   other than ``ce`` makes a method);
 * ``test`` / ``alternative`` / ``alpha`` / ``table_metrics``: the significance table;
 * ``paper``: run name -> the paper's numbers (``recall@10: .0608``), shown beside ours;
+* ``pairs``: ``[method, baseline]`` run names -- a significance table for each pair alone
+  (e.g. APAO against CE on the same backbone, whatever the best baseline overall is);
 * ``beam_sweep``: ``{run, seed, beam_sizes}`` -- re-evaluate that run's best checkpoint
   at each beam size (APAO Fig. 4);
 * ``sensitivity``: ``{search: [tuning.search args]}`` or ``{trials_csv: PATH}`` -- the
@@ -27,8 +29,9 @@ finished run with the elapsed time and an ETA.  A result that exists is reused, 
 (after checking it was made with the same settings), so an interrupted reproduction
 continues where it stopped.  The report folder then holds ``report.md`` (the
 Table-1-style comparison of ``tuning.compare``, the paper's numbers beside ours, the
-figures of ``tuning.figures``), ``table.md``/``table.csv``, ``paper.csv``, the figures
-with their CSVs, ``runs/`` and each run's log in ``logs/``.
+figures of ``tuning.figures``, the commands that built the folder), ``table.md`` /
+``table.csv``, ``paper.csv``, the figures with their CSVs, ``runs/``, each run's log in
+``logs/`` and ``invocations.jsonl``.
 """
 
 import argparse
@@ -51,6 +54,7 @@ from tuning import compare, figures
 from tuning.common import remove_checkpoint, typed_overrides
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
+INVOCATIONS = "invocations.jsonl"  # one line per invocation: command, start, wall time, runs done
 ENTRY_POINT = PROJECT_ROOT / "run_recbole_genrec.py"
 
 
@@ -86,6 +90,7 @@ class Profile:
     paper_source: str = ""
     beam_sweep: dict | None = None
     sensitivity: dict | None = None
+    pairs: list = field(default_factory=list)  # [method, baseline]: a table each
 
 
 # -- profiles -------------------------------------------------------------------------------
@@ -129,8 +134,12 @@ def load_profile(name: str, overrides: dict | None = None) -> Profile:
     sweep = data.get("beam_sweep")
     if sweep is not None and not (isinstance(sweep, dict) and {"run", "beam_sizes"} <= set(sweep)):
         raise ValueError(f"{path}: beam_sweep needs run and beam_sizes, got {sweep!r}")
+    pairs = data.get("pairs") or []
+    if not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
+        raise ValueError(f"{path}: pairs must be a list of [method, baseline] run names")
     for key, referenced in (("paper", list(data.get("paper") or {})),
-                            ("beam_sweep", [sweep["run"]] if sweep else [])):
+                            ("beam_sweep", [sweep["run"]] if sweep else []),
+                            ("pairs", [name for pair in pairs for name in pair])):
         stray = [n for n in referenced if n not in names]
         if stray:
             raise ValueError(f"{path}: {key} names run(s) {stray} not in runs ({names})")
@@ -340,14 +349,23 @@ def run_summary(profile: Profile, results: dict) -> list[str]:
     return lines
 
 
-def write_report(profile: Profile, out: Path, results: dict, command_line: str,
-                 wall_s: float, sweep=None, trials_csv=None, sensitivity_reason="") -> Path:
+def invocation_lines(out: Path) -> list[str]:
+    """The commands that built this folder, from ``invocations.jsonl``."""
+    lines = ["| Started (UTC) | Command | Runs done | Wall time |", "|---|---|---:|---:|"]
+    for line in (out / INVOCATIONS).read_text().splitlines():
+        i = json.loads(line)
+        lines.append(f"| {i['started']} | `{i['command']}` | {i['runs_done']} | "
+                     f"{i['wall_s'] / 60:.1f} min |")
+    return lines
+
+
+def write_report(profile: Profile, out: Path, results: dict, sweep=None, trials_csv=None,
+                 sensitivity_reason="") -> Path:
     complete = {name: rs for name, rs in results.items() if all(r is not None for r in rs)}
     roles = {r.name: r.role for r in profile.runs if r.name in complete}
     sections = [f"# Reproduction `{profile.name}` on {profile.dataset}", "",
-                profile.description.strip(), "",
-                f"Command: `{command_line}`  ", f"Wall time: {wall_s / 60:.1f} min for the runs "
-                "this invocation had to do (finished runs are reused).", ""]
+                profile.description.strip(), "", *invocation_lines(out), "",
+                "A run whose result existed was reused, not run again.", ""]
     if "baseline" in roles.values():
         table = compare.build_table(complete, roles, profile.dataset, profile.seeds,
                                     profile.table_metrics, profile.test, profile.alternative,
@@ -356,6 +374,14 @@ def write_report(profile: Profile, out: Path, results: dict, command_line: str,
         (out / "table.md").write_text(markdown, encoding="utf-8")
         compare.write_csv(table, out / "table.csv")
         sections += ["## Test metrics", "", markdown.split("\n", 1)[1].strip(), ""]
+    for method, baseline in profile.pairs:
+        if method in complete and baseline in complete:
+            table = compare.build_table({n: complete[n] for n in (method, baseline)},
+                                        {method: "method", baseline: "baseline"},
+                                        profile.dataset, profile.seeds, profile.table_metrics,
+                                        profile.test, profile.alternative, profile.alpha)
+            sections += [f"## {method} vs {baseline}", "",
+                         compare.render_markdown(table).split("\n", 1)[1].strip(), ""]
     missing = sorted(set(results) - set(complete))
     if missing:
         sections += [f"Missing (failed) runs, not in the table: {', '.join(missing)}", ""]
@@ -426,18 +452,23 @@ def main(argv=None) -> Path:
     (out / "profile.yaml").write_text(  # the profile as run: its file, then what overrode it
         f"# {profile_path(args.profile)}; command-line overrides: {overrides or 'none'}\n"
         + profile_path(args.profile).read_text(encoding="utf-8"), encoding="utf-8")
-    start = time.perf_counter()
+    start, started = time.perf_counter(), time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     sweep_key = None
     if profile.beam_sweep and any(r.name == profile.beam_sweep["run"] for r in profile.runs):
         sweep_key = (profile.beam_sweep["run"], profile.beam_sweep.get("seed", profile.seeds[0]))
+    runs_before = len(list((out / "runs").glob("*/seed*.json")))
     results = run_grid(profile, out, args.workers or profile.workers,
                        args.threads or profile.threads,
                        keep_checkpoint=lambda run, seed: (run.name, seed) == sweep_key)
+    runs_done = len(list((out / "runs").glob("*/seed*.json"))) - runs_before
     sweep = run_beam_sweep(profile, out, results, args.threads or profile.threads) \
         if sweep_key else None
     trials_csv, reason = sensitivity_trials(profile, out, overrides)
-    report = write_report(profile, out, results, "python -m tuning.reproduce " + " ".join(argv),
-                          time.perf_counter() - start, sweep, trials_csv, reason)
+    with open(out / INVOCATIONS, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"command": "python -m tuning.reproduce " + " ".join(argv),
+                            "started": started, "wall_s": round(time.perf_counter() - start, 1),
+                            "runs_done": runs_done}) + "\n")
+    report = write_report(profile, out, results, sweep, trials_csv, reason)
     print(f"[reproduce] report: {report}")
     return report
 
