@@ -9,28 +9,27 @@ What the run shows: the config and dataset statistics (RecBole's), the model as
 parameters per block (the full tree with ``verbose: true``), progress bars when
 ``show_progress`` says so (:mod:`recbole_genrec.progress`) and one line per
 epoch; TensorBoard scalars go to ``log_tensorboard/<result JSON's name>/``.
-``threads`` sets torch's CPU threads (see :func:`set_torch_threads`).
+``threads`` sets torch's CPU threads (:mod:`recbole_genrec.torch_threads`).
 """
 
 import contextlib
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from time import perf_counter
 
-import torch
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from recbole_genrec.config import PROJECT_ROOT, ConfigError, GenRecConfig
+from recbole_genrec.config import PROJECT_ROOT, GenRecConfig
 from recbole_genrec.data.convert import convert
 from recbole_genrec.data.dataset import GenRecDataset
 from recbole_genrec.progress import bars_enabled
 from recbole_genrec.registry import get_trainer
 from recbole_genrec.run_summary import model_summary
+from recbole_genrec.torch_threads import set_torch_threads
 from recbole_genrec.trainer import plain_config
 from recbole_genrec.trainer.sequential_trainer import run_name
 from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, run_name_for
@@ -54,29 +53,6 @@ def ensure_dataset(config) -> None:
 
 def default_result_file(config) -> Path:
     return Path(config["checkpoint_dir"]) / f"{run_name(config)}.json"
-
-
-def set_torch_threads(threads, logger) -> int:
-    """Apply the ``threads`` option; return torch's thread count.
-
-    ``~`` (default) keeps torch's own choice: ``OMP_NUM_THREADS`` when set (as
-    ``tuning.reproduce`` does per worker), else one thread per physical core --
-    the fastest on an idle machine, and the same on every run there, so results
-    repeat.  When other processes already keep every core busy (1-minute load
-    average), fewer threads are faster (on 2 busy cores TIGER trained about twice
-    as fast with 1 thread as with 2): the run then says so.
-    """
-    if threads is not None:
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise ConfigError(f"threads={threads!r}: expected a positive number of torch "
-                              "threads, or ~ for torch's default (one per core)")
-        torch.set_num_threads(threads)
-    n = torch.get_num_threads()
-    cores, load = len(os.sched_getaffinity(0)), os.getloadavg()[0]
-    if threads is None and n > 1 and load >= cores - 0.5:
-        logger.info(f"torch uses {n} threads, but the load average ({load:.1f}) shows other "
-                    f"processes on the {cores} cores: --threads=1 is likely faster")
-    return n
 
 
 def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,

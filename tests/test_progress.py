@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from generative_setup import TINY_ARCH
-from recbole_genrec import progress
+from recbole_genrec import progress, torch_threads
 from recbole_genrec.config import ConfigError
 from recbole_genrec.progress import bars_enabled, format_duration, time_left
-from recbole_genrec.quick_start import run, set_torch_threads
+from recbole_genrec.quick_start import run
+from recbole_genrec.torch_threads import set_torch_threads
 
 FAST = {"train_batch_size": 64, "micro_batch_size": 32, "eval_batch_size": 64,
         "pruning_rate_users": 8}
@@ -120,18 +121,32 @@ class Lines:
         self.lines.append(line)
 
 
-def test_threads_option(tiny_dataset, monkeypatch):
+def test_threads_option(tiny_dataset):
     assert tiny_run(tiny_dataset, epochs=1, threads=1)["torch_threads"] == 1
     with pytest.raises(ConfigError, match=r"threads=0: expected a positive number"):
         tiny_run(tiny_dataset, epochs=1, threads=0)
     assert set_torch_threads(2, Lines()) == 2 and torch.get_num_threads() == 2
 
-    # default: torch's own count; a hint when other processes fill the cores
+
+@pytest.mark.parametrize("busy, omp, expected", [
+    (0.0, None, 2),  # idle: torch's count
+    (1.0, None, 1),  # another process on one of the 2 cores: one thread
+    (3.0, None, 1),  # never below one
+    (1.0, "2", 2),   # OMP_NUM_THREADS is a choice already made (tuning.reproduce)
+])
+def test_default_threads_leave_busy_cores_alone(monkeypatch, busy, omp, expected):
+    torch.set_num_threads(2)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.setattr("os.getloadavg", lambda: (2.1, 2.0, 2.0))
+    monkeypatch.setattr(torch_threads, "busy_cores", lambda: busy)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    if omp:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
     logger = Lines()
-    assert set_torch_threads(None, logger) == 2
-    assert "--threads=1 is likely faster" in logger.lines[0]
-    monkeypatch.setattr("os.getloadavg", lambda: (0.2, 0.1, 0.1))
-    logger = Lines()
-    assert set_torch_threads(None, logger) == 2 and logger.lines == []
+    assert set_torch_threads(None, logger) == expected == torch.get_num_threads()
+    assert bool(logger.lines) == (expected < 2)  # a lowered count is said in the log
+
+
+def test_busy_cores_counts_other_running_tasks(monkeypatch):
+    samples = iter(["0.5 0.4 0.3 3/120 999", "1.0 0.4 0.3 2/120 999", "1.0 0.4 0.3 3/120 999"])
+    monkeypatch.setattr("builtins.open", lambda *a, **k: io.StringIO(next(samples)))
+    assert torch_threads.busy_cores(samples=3, interval=0) == 2.0  # median 3, less this one
