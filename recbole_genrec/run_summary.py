@@ -14,6 +14,7 @@ summary at the end.
 import os
 import shlex
 import sys
+from pathlib import Path
 
 from recbole_genrec.config import PROJECT_ROOT
 from recbole_genrec.progress import format_duration
@@ -76,7 +77,7 @@ def run_summary(result: dict, reevaluate: str | None = None) -> str:
     if result.get("checkpoint"):
         lines.append(f"checkpoint:  {result['checkpoint']}")
     if result.get("tensorboard"):
-        lines.append(f"TensorBoard: tensorboard --logdir {result['tensorboard']}")
+        lines.append(f"TensorBoard: {_tensorboard()} --logdir {result['tensorboard']}")
     if reevaluate:
         lines.append(f"re-evaluate: {reevaluate}")
     lines.append("test: " + "  ".join(f"{k}={_number(v)}" for k, v in result["test"].items()))
@@ -129,6 +130,12 @@ def _pruning_rate_lines(pruning_rate: dict | None) -> list[str]:
 
 def _number(value) -> str:
     return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _tensorboard() -> str:
+    """The ``tensorboard`` command of this interpreter's environment (``.venv/bin/``)."""
+    beside = Path(sys.executable).parent / "tensorboard"
+    return _as_typed(beside) if beside.is_file() else "tensorboard"
 
 
 def _as_typed(path) -> str:

@@ -36,7 +36,7 @@ def test_entry_point_output(tiny_dataset, tmp_path):
                      "  valid ", "  test ", "prefix recall   level 1   level 2   level 3",
                      "PR@K (8 sampled users): @5", "time: training", "torch thread",
                      "result JSON: saved/TIGER-Tiny-apao.json", "checkpoint:  saved/TIGER-Tiny",
-                     "TensorBoard: tensorboard --logdir log_tensorboard/TIGER-Tiny-apao",
+                     "tensorboard --logdir log_tensorboard/TIGER-Tiny-apao",
                      "test: recall@5="):
         assert expected in out, expected
     assert len(out.strip().splitlines()) <= 20  # one screen
