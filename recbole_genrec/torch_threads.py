@@ -1,10 +1,11 @@
 """How many CPU threads torch uses in a run (the ``threads`` option).
 
-Measured on the project's 2-core machine (TIGER on Office, ``benchmarks/generative_speed.py``):
-idle, two threads train about 1.8x faster than one; while one other process
-keeps a core busy, two threads train 4-7x *slower* than one (22 and 14 vs 91-100
-samples/s; beam search 8-12 vs 89 users/s): torch's threads wait for each other
-on a core they do not get.  Hence the default:
+Measured on the project's 2-core machine, Office: idle, two threads train TIGER
+about 1.8x faster than one (182 samples/s); while one other process keeps a core
+busy, two threads are 4-7x *slower* than one for TIGER (14-22 vs 91-100 samples/s,
+beam search 8-12 vs 89 users/s; ``benchmarks/generative_speed.py``) and 2.1x slower
+for SASRec (58 vs 27 s per epoch; ``benchmarks/classic_epoch_speed.py``): torch's
+threads wait for each other on a core they do not get.  Hence the default:
 
 * ``threads: N`` -- N threads;
 * ``threads: ~`` -- torch's own count (``OMP_NUM_THREADS`` when set, as
