@@ -182,7 +182,8 @@ def test_recbole_alone_corrupts_under_copy_on_write(gap_config, monkeypatch):
         for name, recbole_method in compat.RECBOLE_DATASET_METHODS.items():
             monkeypatch.setattr(Dataset, name, recbole_method)
         gap_config["load_col"]["item"] = ["item_id", "brand"]  # (title would crash outright)
-        dataset = SequentialDataset(gap_config)
+        with pytest.warns(Warning, match="through chained assignment using an inplace method"):
+            dataset = SequentialDataset(gap_config)
         data_preparation(gap_config, dataset)
         assert int(dataset.get_item_feature()["brand"].min()) == np.iinfo(np.int64).min
 
