@@ -152,7 +152,8 @@ def expected_settings(run: RunSpec, dataset: str, seed: int, overrides: dict) ->
 
 
 # options RecBole rewrites (data_path gets the dataset appended) or that do not change results
-NOT_COMPARED = {"data_path", "checkpoint_dir", "gpu_id", "result_file", "show_progress"}
+NOT_COMPARED = {"data_path", "checkpoint_dir", "gpu_id", "result_file", "show_progress", "threads",
+                "verbose"}
 
 
 def check_result(result: dict, expected: dict, path: Path) -> None:
