@@ -136,6 +136,15 @@ class GenRecConfig(Config):
         # RecBole's default is the relative "dataset/"; ours is the project's folder
         self.internal_config_dict["data_path"] = str(DATASET_ROOT)
 
+    def _set_default_parameters(self):
+        super()._set_default_parameters()
+        # RecBole points dataset "ml-100k" at its own bundled copy whatever data_path
+        # says; read it from data_path like every other dataset
+        if self.dataset == "ml-100k":
+            base = (self.external_config_dict.get("data_path")
+                    or self.internal_config_dict["data_path"])
+            self.final_config_dict["data_path"] = str(Path(base) / self.dataset)
+
     def _load_cmd_line(self):
         return self._convert_config_dict(dict(self._cmd_overrides))
 

@@ -97,6 +97,12 @@ def test_first_use_of_an_atomic_shared_dataset_imports_it_then_asks_for_codes(
     assert (data / "Mine" / "Mine.inter").is_file() and (data / "Mine" / "Mine.item").is_file()
 
 
+def test_ml_100k_is_read_from_data_path_not_recboles_bundled_copy(tmp_path):
+    from recbole_genrec.config import GenRecConfig
+    config = GenRecConfig("SASRec", "ml-100k", config_dict={"data_path": str(tmp_path)})
+    assert config["data_path"] == str(tmp_path / "ml-100k")
+
+
 def test_missing_item_file_names_the_tokenize_command(tmp_path):
     src, _ = write_raw_atomic(tmp_path / "raw" / "Mine")
     import_atomic(src, tmp_path / "data" / "Mine")
