@@ -385,7 +385,7 @@ def write_report(profile: Profile, out: Path, results: dict, sweep=None, trials_
     missing = sorted(set(results) - set(complete))
     if missing:
         sections += [f"Missing (failed) runs, not in the table: {', '.join(missing)}", ""]
-    rows = paper_rows(profile, complete | {n: [r for r in results[n] if r] for n in missing})
+    rows = paper_rows(profile, {n: [r for r in rs if r is not None] for n, rs in results.items()})
     if rows:
         with open(out / "paper.csv", "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
