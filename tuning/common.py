@@ -19,10 +19,6 @@ def typed_overrides(overrides: dict) -> dict:
 
 
 def remove_checkpoint(path) -> None:
-    """Delete a run's checkpoint file and its folder if that is left empty."""
-    path = Path(path)
-    path.unlink(missing_ok=True)
-    try:
-        path.parent.rmdir()
-    except OSError:
-        pass  # not empty (other runs' checkpoints) or already gone
+    """Delete a run's checkpoint file.  Its folder stays: parallel runs that share it
+    may be about to write into it (removing an empty folder raced with their start)."""
+    Path(path).unlink(missing_ok=True)

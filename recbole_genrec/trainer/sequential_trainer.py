@@ -90,6 +90,9 @@ class _CountedBatches:
 
 class SequentialTrainer(Trainer):
     def __init__(self, config, model):
+        # RecBole's ensure_dir (exists? then makedirs) fails when parallel runs create
+        # the same folder at once; exist_ok does not
+        os.makedirs(config["checkpoint_dir"], exist_ok=True)
         super().__init__(config, model)
         # RecBole names checkpoints <model>-<time to the second>.pth: runs started in
         # the same second would overwrite each other's; add the dataset and a nonce
