@@ -26,37 +26,45 @@ from torch import nn
 class PrefixTrie(nn.Module):
     def __init__(self, codes: torch.Tensor):
         """``codes [n_items, L]``: integer code per level; rows with code -1 (the
-        padding item 0) are not part of the catalogue."""
+        padding item 0) are not part of the catalogue.
+
+        One lexicographic sort of the items, then a linear pass per level: a
+        row of the sorted table starts a new prefix of length ``l`` where its
+        first ``l`` codes differ from the row above (no per-item Python work).
+        """
         super().__init__()
         n_items, n_levels = codes.shape
         real = (codes >= 0).all(1)
-        item_ids = torch.arange(n_items)[real]
-        real_codes = codes[real]
-        if len(torch.unique(real_codes, dim=0)) != len(real_codes):
+        order = lexicographic_order(codes[real])
+        item_ids = torch.arange(n_items, device=codes.device)[real][order]  # [n_real], sorted by code
+        sorted_codes = codes[real][order]  # [n_real, L]
+        differs = torch.ones_like(sorted_codes, dtype=torch.bool)
+        differs[1:] = sorted_codes[1:] != sorted_codes[:-1]
+        starts_prefix = differs.cumsum(1) > 0  # [n_real, L]: row starts a new prefix of length l + 1
+        if not starts_prefix[:, -1].all():
             raise ValueError("PrefixTrie needs one distinct code tuple per item")
         self.n_levels = n_levels
         self.n_items = n_items
-        item_node = torch.zeros(n_items, n_levels + 1, dtype=torch.long)
+        item_node = torch.zeros(n_items, n_levels + 1, dtype=torch.long, device=codes.device)
         item_node[~real] = -1
-        parents = torch.zeros(len(item_ids), dtype=torch.long)  # root
+        parents = torch.zeros(len(item_ids), dtype=torch.long, device=codes.device)  # root
         self.level_size = [1]
         self.max_children = []
         for level in range(1, n_levels + 1):
-            prefixes, node = torch.unique(real_codes[:, :level], dim=0, return_inverse=True)
+            first = starts_prefix[:, level - 1]  # [n_real] first row of each node
+            node = torch.cumsum(first, 0) - 1  # [n_real] each row's node at this level
             item_node[item_ids, level] = node
-            n_nodes = len(prefixes)
-            # parent of each new node, and how many children each parent has
-            node_parent = torch.zeros(n_nodes, dtype=torch.long).scatter_(0, node, parents)
+            node_parent = parents[first]  # [n_nodes]
             count = torch.bincount(node_parent, minlength=self.level_size[-1])
             start = torch.cumsum(count, 0) - count
             self.register_buffer(f"child_start_{level - 1}", start, persistent=False)
             self.register_buffer(f"child_count_{level - 1}", count, persistent=False)
-            self.register_buffer(f"node_code_{level}", prefixes[:, -1].contiguous(), persistent=False)
+            self.register_buffer(f"node_code_{level}", sorted_codes[first, level - 1], persistent=False)
             self.register_buffer(f"node_parent_{level}", node_parent, persistent=False)
-            self.level_size.append(n_nodes)
-            self.max_children.append(int(count.max()))
+            self.level_size.append(len(node_parent))
+            self.max_children.append(int(count.max()) if len(count) else 0)
             parents = node
-        leaf_item = torch.zeros(self.level_size[-1], dtype=torch.long)
+        leaf_item = torch.zeros(self.level_size[-1], dtype=torch.long, device=codes.device)
         leaf_item[item_node[item_ids, n_levels]] = item_ids
         self.register_buffer("leaf_item", leaf_item, persistent=False)
         self.register_buffer("item_node", item_node, persistent=False)
@@ -92,3 +100,12 @@ class PrefixTrie(nn.Module):
 
     def memory_bytes(self) -> int:
         return sum(b.numel() * b.element_size() for b in self.buffers())
+
+
+def lexicographic_order(codes: torch.Tensor) -> torch.Tensor:
+    """Row order ``[n]`` that sorts ``codes [n, L]`` lexicographically: stable
+    sorts by the last column first (least significant digit radix order)."""
+    order = torch.arange(len(codes), device=codes.device)
+    for level in reversed(range(codes.shape[1])):
+        order = order[torch.sort(codes[order, level], stable=True).indices]
+    return order
