@@ -6,11 +6,16 @@ goes; ``--threads=N`` sets torch's CPU threads; ``--show_progress=false`` turns
 the progress bars off; ``--verbose`` logs RecBole's per-epoch lines and the full
 model tree.  The run ends with a one-screen summary
 (:mod:`recbole_genrec.run_summary`).
+
+Errors in the options, files or data end in one line ``error: <what> (<where>);
+<what to do>`` and exit code 2 (the traceback with ``--debug``); Ctrl-C or SIGTERM
+write a partial result JSON and say how to resume (``--resume_from=...``).
 """
 
 import sys
 
 from recbole_genrec.cli import parse_overrides
+from recbole_genrec.errors import run_cli
 from recbole_genrec.quick_start import run
 from recbole_genrec.run_summary import reevaluate_command, run_summary
 
@@ -27,4 +32,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -8,7 +8,9 @@ models) < ``properties/model/<M>.yaml`` <
 
 Unlike RecBole's ``Config`` it never reads ``sys.argv`` itself (overrides are
 passed in), names the file of a malformed YAML, and rejects option names that
-no property file or RecBole default knows.
+no property file or RecBole default knows.  Every option's type and range is
+declared in the property file next to it and checked here
+(:mod:`recbole_genrec.option_specs`).
 """
 
 import difflib
@@ -24,6 +26,8 @@ from recbole.utils.argument_list import (
     training_arguments,
 )
 
+from recbole_genrec.errors import ConfigError
+from recbole_genrec.option_specs import check_options, read_specs
 from recbole_genrec.registry import get_loss, get_model, is_generative
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -51,10 +55,6 @@ class YamlLoader(yaml.SafeLoader):
 
 
 YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-
-
-class ConfigError(ValueError):
-    """A configuration file or option is invalid."""
 
 
 def property_files(model: str, dataset: str, loss: str | None) -> list[Path]:
@@ -113,6 +113,10 @@ class GenRecConfig(Config):
                          config_file_list=[str(f) for f in files], config_dict=config_dict)
         self.final_config_dict["loss"] = loss
         self._check_option_names(self._file_options, config_dict, cmd_overrides)
+        specs = {}
+        for path in properties:
+            specs.update(read_specs(path))
+        check_options(self.final_config_dict, specs, lambda name: self._where_set(name, config_dict))
         if self.final_config_dict.get("init_from") and not is_generative(model_class):
             raise ConfigError(
                 f"--init_from={self.final_config_dict['init_from']} applies to generative "
@@ -149,6 +153,15 @@ class GenRecConfig(Config):
         return self._convert_config_dict(dict(self._cmd_overrides))
 
     # checks ------------------------------------------------------------------------
+    def _where_set(self, name, config_dict) -> str:
+        if name in self._cmd_overrides:
+            return "command line"
+        if name in config_dict:
+            return "config_dict"
+        if name in self._file_options:
+            return f"set in {self._file_options[name]}"
+        return "default"
+
     def _check_option_names(self, file_options, *option_dicts):
         """Every option given by --config_files, config_dict or the command line must be
         defined by a property file or by RecBole (its defaults and argument lists)."""

@@ -15,8 +15,7 @@ report ``D.tokenizer.json``.  Options (``--key=value``, defaults and meaning in
 import sys
 
 from recbole_genrec.cli import parse_overrides
-from recbole_genrec.config import ConfigError
-from recbole_genrec.data.convert import DatasetFormatError
+from recbole_genrec.errors import run_cli
 
 
 def main(argv=None):
@@ -27,13 +26,9 @@ def main(argv=None):
     from recbole_genrec.tokenizer.settings import load_settings
     from recbole_genrec.tokenizer.tokenize_dataset import tokenize_dataset
 
-    try:
-        tokenize_dataset(load_settings(parse_overrides(argv)))
-    except (ConfigError, DatasetFormatError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    tokenize_dataset(load_settings(parse_overrides(argv)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

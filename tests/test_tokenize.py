@@ -15,6 +15,7 @@ import pytest
 
 from recbole_genrec.config import ConfigError
 from recbole_genrec.data.convert import DatasetFormatError
+from recbole_genrec.errors import run_cli
 from recbole_genrec.tokenize import main as tokenize_main
 from recbole_genrec.tokenizer import text_embeddings
 from recbole_genrec.tokenizer.balanced_assignment import capacity_assign, squared_distances
@@ -314,9 +315,12 @@ def test_bad_options_are_errors(options, message):
 def test_cli_prints_errors_and_the_report(tmp_path, capsys):
     x, _ = planted_clusters()
     folder = write_dataset(tmp_path, embeddings=x)
-    assert tokenize_main([f"--dataset=Toy", f"--data_path={tmp_path}",
-                          f"--embeddings={folder / 'emb.npy'}", "--codebook_size=500"]) == 2
-    assert "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(tokenize_main, [f"--dataset=Toy", f"--data_path={tmp_path}",
+                                f"--embeddings={folder / 'emb.npy'}", "--codebook_size=500"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1  # one line
     assert tokenize_main([f"--dataset=Toy", f"--data_path={tmp_path}",
                           f"--embeddings={folder / 'emb.npy'}", "--codebook_size=8",
                           "--levels=2"]) == 0

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recbole_genrec.errors import UserError, run_cli
 from recbole_genrec.progress import bars_enabled, progress_bar
 from recbole_genrec.tokenizer.code_report import code_quality, collision_summary, format_report
 
@@ -49,7 +50,7 @@ _CODE_TOKEN = re.compile(r"^<([a-z])_(\d+)>$")
 _WHITESPACE = re.compile(r"[\t\r\n]+")
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(UserError, ValueError):
     """A dataset file does not have the expected content."""
 
 
@@ -256,4 +257,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)
