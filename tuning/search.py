@@ -41,6 +41,8 @@ import json
 import math
 import os
 import re
+import shlex
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -61,6 +63,7 @@ RESERVED_SPACE_KEYS = ("points_to_evaluate",)
 RUN_RESULT = "run_result.json"  # quick_start's result JSON inside each trial folder
 SETTINGS = "search_settings.json"
 PATH_OPTIONS = ("data_path", "init_from")  # path-valued options resolved in the driver
+EXIT_INTERRUPTED = 130  # exit status of an interrupted search (as a shell's after Ctrl-C)
 
 
 # -- search space ----------------------------------------------------------------------------
@@ -203,10 +206,11 @@ def train_trial(params: dict, settings: SearchSettings) -> None:
     if "threads" not in settings.overrides:  # torch threads: the trial's share of CPUs
         config_dict["threads"] = max(1, int(settings.cpus_per_trial))
     cmd = {k: v for k, v in settings.cmd_overrides().items() if k not in config_dict}
+    node_id = ray.get_runtime_context().get_node_id()  # Ray adds hostname and node_ip itself
 
     def report(epoch, valid_score, valid_result):
         metrics = {k: float(v) for k, v in dict(valid_result or {}).items()}
-        metrics.update(valid_score=float(valid_score), epoch=int(epoch))
+        metrics.update(valid_score=float(valid_score), epoch=int(epoch), node_id=node_id)
         for key in dict.fromkeys(("valid_score", settings.metric)):
             if not math.isfinite(metrics.get(key, math.nan)):
                 raise DivergedError(f"epoch {epoch}: {key}={metrics.get(key)} (diverged)")
@@ -355,17 +359,42 @@ def restore_tuner(settings: SearchSettings, exp_dir: Path, restart_errored: bool
 _TRIAL_DIR = re.compile(r"_(?P<id>[0-9a-f]{8}|[0-9a-f]{5}_\d{5})_(?P<index>\d+)_")
 
 
-def trial_rows(grid, settings: SearchSettings) -> list[dict]:
-    """One dict per trial: index, id, status, searched values, objective, valid metrics."""
+FINISHED = ("COMPLETED", "STOPPED")  # statuses of trials that ran to their end
+NODE_COLUMNS = ("hostname", "node_ip", "node_id")  # where a trial ran (from its reports)
+
+
+def trial_states(grid) -> dict:
+    """Trial id -> (Ray status, config) of every trial of the experiment, also those that
+    never reported (a ``Result`` has neither; its config comes from the last report)."""
+    analysis = tune.ExperimentAnalysis(grid.experiment_path, storage_filesystem=grid.filesystem)
+    return {t.trial_id: (t.status, t.config) for t in analysis.trials}
+
+
+def row_status(ray_status: str | None, error, trial_dir: Path) -> str:
+    """``COMPLETED`` (ran all its epochs), ``STOPPED`` (ended early by ASHA), ``ERROR``, or
+    ``INTERRUPTED`` (pending or running when the search was stopped: ``--resume`` runs it)."""
+    if ray_status == "ERROR" or (error and ray_status is None):
+        return "ERROR"
+    if ray_status not in ("TERMINATED", None):
+        return "INTERRUPTED"
+    return "COMPLETED" if (trial_dir / RUN_RESULT).is_file() else "STOPPED"
+
+
+def trial_rows(grid, settings: SearchSettings, states: dict | None = None) -> list[dict]:
+    """One dict per trial: index, id, status, searched values, objective, valid metrics,
+    the node it ran on.  ``states``: :func:`trial_states` (read from the grid if None)."""
+    states = trial_states(grid) if states is None else states
     rows = []
     for r in grid:
         trial_dir = Path(r.path)
+        trial_id = _trial_id(r, trial_dir.name)
+        ray_status, config = states.get(trial_id, (None, None))
+        config = r.config or config or {}
         frame = r.metrics_dataframe
         has_metric = frame is not None and settings.metric in getattr(frame, "columns", [])
-        row = {"trial": _trial_index(trial_dir.name), "trial_id": _trial_id(r, trial_dir.name),
-               "status": ("ERROR" if r.error else
-                          "COMPLETED" if (trial_dir / RUN_RESULT).is_file() else "STOPPED"),
-               **{k: plain_value(r.config.get(k)) for k in settings.space},
+        row = {"trial": _trial_index(trial_dir.name), "trial_id": trial_id,
+               "status": row_status(ray_status, r.error, trial_dir),
+               **{k: plain_value(config.get(k)) for k in settings.space},
                "objective": math.nan, "best_epoch": "", "epochs_reported": 0}
         if has_metric and len(frame):
             scores = frame[settings.metric].astype(float)
@@ -375,14 +404,16 @@ def trial_rows(grid, settings: SearchSettings) -> list[dict]:
             for col in frame.columns:
                 if "@" in col:
                     row[f"valid_{col}"] = float(frame[col][best])
-        row["error"] = _first_line(r.error) if r.error else ""
+        row["error"] = _first_line(r.error) if row["status"] == "ERROR" and r.error else ""
+        row.update({k: (r.metrics or {}).get(k, "") for k in NODE_COLUMNS})
         row["trial_dir"] = str(trial_dir)
         rows.append(row)
     return sorted(rows, key=lambda x: (x["trial"], x["trial_id"]))
 
 
 def best_row(rows: list, mode: str) -> dict | None:
-    scored = [r for r in rows if math.isfinite(r["objective"])]
+    """The finished trial with the best objective (an interrupted one's score is partial)."""
+    scored = [r for r in rows if r["status"] in FINISHED and math.isfinite(r["objective"])]
     if not scored:
         return None
     return (max if mode == "max" else min)(scored, key=lambda r: r["objective"])
@@ -398,10 +429,14 @@ def best_config(settings: SearchSettings, row: dict) -> dict:
     return plain_value(config)
 
 
-def write_best_yaml(settings: SearchSettings, row: dict, path: Path, exp_dir: Path) -> None:
+def write_best_yaml(settings: SearchSettings, row: dict, path: Path, exp_dir: Path,
+                    interrupted: str = "") -> None:
+    """``interrupted``: a header line saying that the search is not finished (and how to
+    continue it), or ``""``."""
     loss = f" --loss={settings.loss}" if settings.loss else ""
     header = [
         f"# Best trial {row['trial_id']} of the search {exp_dir}",
+        *([f"# {interrupted}"] if interrupted else []),
         f"# {settings.metric} (valid, best epoch {row['best_epoch']}) = {row['objective']:.6g}",
         f"# searched: {', '.join(settings.space)}; space {settings.space_file}",
         f"# python run_recbole_genrec.py --model={settings.model}{loss} "
@@ -463,14 +498,25 @@ def write_plot(rows: list, settings: SearchSettings, path: Path) -> None:
     fig.write_html(str(path), include_plotlyjs=True)
 
 
-def write_outputs(grid, settings: SearchSettings, exp_dir: Path) -> dict:
+def is_interrupted(rows: list, settings: SearchSettings) -> bool:
+    """Stopped before its end (Ctrl-C, SIGTERM): trials missing or not run to their end."""
+    return len(rows) < settings.num_samples or any(r["status"] == "INTERRUPTED" for r in rows)
+
+
+def write_outputs(grid, settings: SearchSettings, exp_dir: Path, resume: str = "") -> dict:
+    """trials.csv, search.html and best.yaml (best finished trial) -- also of an interrupted
+    search, whose best.yaml then says so and gives ``resume``, the command to continue."""
     rows = trial_rows(grid, settings)
+    interrupted = is_interrupted(rows, settings)
     write_csv(rows, exp_dir / "trials.csv")
     write_plot(rows, settings, exp_dir / "search.html")
     best = best_row(rows, settings.mode)
     if best is not None:
-        write_best_yaml(settings, best, exp_dir / "best.yaml", exp_dir)
-    return {"rows": rows, "best": best}
+        finished = sum(r["status"] in FINISHED for r in rows)
+        note = (f"INTERRUPTED search: best of the {finished} of {settings.num_samples} trials "
+                f"finished so far; continue with: {resume}") if interrupted else ""
+        write_best_yaml(settings, best, exp_dir / "best.yaml", exp_dir, note)
+    return {"rows": rows, "best": best, "interrupted": interrupted}
 
 
 # -- CLI -------------------------------------------------------------------------------------------
@@ -566,22 +612,43 @@ def main(argv=None) -> dict:
         (exp_dir / SETTINGS).write_text(json.dumps(asdict(settings), indent=1))
 
     init_ray(args.address, args.num_cpus, log_to_driver=args.verbose)
+    stop_like_ctrl_c_on_sigterm()
     tuner = (restore_tuner(settings, exp_dir, args.restart_errored) if args.resume
              else build_tuner(settings, exp_dir.parent, name))
-    grid = tuner.fit()
-    outputs = write_outputs(grid, settings, exp_dir)
-    print_summary(outputs, settings, exp_dir)
+    grid = tuner.fit()  # on Ctrl-C Ray Tune stops the trials, saves the experiment, returns
+    resume = resume_command(exp_dir, args)
+    outputs = write_outputs(grid, settings, exp_dir, resume)
+    print_summary(outputs, settings, exp_dir, resume)
     return {"experiment": exp_dir, "settings": settings, **outputs}
 
 
-def print_summary(outputs: dict, settings: SearchSettings, exp_dir: Path) -> None:
+def stop_like_ctrl_c_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a job scheduler's time limit) end the search as Ctrl-C does:
+    Ray Tune's SIGINT handler stops the trials and saves the experiment, then the outputs
+    are written.  Installed after ``ray.init``, whose own handler exits at once."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+
+
+def resume_command(exp_dir: Path, args) -> str:
+    """The command line that continues this search: the experiment plus the options that
+    are not saved with it (the Ray cluster and the driver's output)."""
+    cmd = [sys.executable, "-m", "tuning.search", "--resume",
+           f"--storage_path={exp_dir.parent}", f"--name={exp_dir.name}"]
+    cmd += [f"--address={args.address}"] if args.address else []
+    cmd += [f"--num_cpus={args.num_cpus}"] if args.num_cpus else []
+    cmd += ["--verbose"] if args.verbose else []
+    return f"cd {shlex.quote(str(PROJECT_ROOT))} && {shlex.join(cmd)}"
+
+
+def print_summary(outputs: dict, settings: SearchSettings, exp_dir: Path, resume: str) -> None:
     rows, best = outputs["rows"], outputs["best"]
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("COMPLETED", "STOPPED", "ERROR")}
+    statuses = ("COMPLETED", "STOPPED", "ERROR", "INTERRUPTED")
+    counts = {s: sum(r["status"] == s for r in rows) for s in statuses}
     print(f"\n[search] {exp_dir}: {len(rows)}/{settings.num_samples} trials "
-          + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    if len(rows) < settings.num_samples or counts["STOPPED"] and not settings.asha:
-        print(f"[search] incomplete: continue with python -m tuning.search --resume "
-              f"--storage_path={exp_dir.parent} --name={exp_dir.name}")
+          + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "INTERRUPTED"))
+    if outputs["interrupted"]:
+        print("[search] INTERRUPTED: the outputs below cover the trials finished so far; "
+              f"continue the search (finished trials are kept) with:\n    {resume}")
     if best is not None:
         values = ", ".join(f"{k}={best[k]}" for k in settings.space)
         print(f"[search] best {settings.metric}={best['objective']:.6g} ({values})")
@@ -609,4 +676,4 @@ def _first_line(error) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(EXIT_INTERRUPTED if main()["interrupted"] else 0)
