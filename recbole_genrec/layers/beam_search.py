@@ -31,6 +31,21 @@ class BeamResult:
     level_nodes: list  # per level l = 1..L: [U, B] prefix node ids of the beam, best first
 
 
+def expand(trie, level: int, nodes: torch.Tensor, scores: torch.Tensor, logp: torch.Tensor):
+    """Every trie child of the hypotheses ``nodes [U, b]`` (prefix nodes of
+    ``level``, cumulative log-probs ``scores [U, b]``, next-code log-probs
+    ``logp [U, b, K]``).
+
+    Returns ``cand`` (the children's cumulative log-probs, -inf in padding
+    slots), ``codes`` and ``child`` (their codes and node ids at ``level + 1``),
+    each ``[U, b*D]``: slot ``j`` extends hypothesis ``j // D``, with ``D =
+    trie.max_children[level]``.
+    """
+    codes, child, valid = trie.children_of(level, nodes)  # [U, b, D]
+    cand = (scores.unsqueeze(-1) + logp.gather(-1, codes)).masked_fill(~valid, NEG_INF)
+    return cand.flatten(1), codes.flatten(1), child.flatten(1)
+
+
 @torch.no_grad()
 def beam_search(decoding, trie, beam_size: int) -> BeamResult:
     logp = decoding.step(None, None)  # [U, 1, K]
@@ -39,15 +54,12 @@ def beam_search(decoding, trie, beam_size: int) -> BeamResult:
     scores = torch.zeros(n_users, 1, device=logp.device)
     level_nodes = []
     for level in range(trie.n_levels):
-        codes, child, valid = trie.children_of(level, nodes)  # [U, b, D]
-        cand = scores.unsqueeze(-1) + logp.gather(-1, codes)
-        cand = cand.masked_fill(~valid, NEG_INF).flatten(1)  # [U, b*D]
+        cand, codes, child = expand(trie, level, nodes, scores, logp)  # [U, b*D]
         scores, pick = cand.topk(min(beam_size, cand.shape[1]), dim=1)  # sorted
-        parent = pick // codes.shape[-1]
-        nodes = child.flatten(1).gather(1, pick)
+        nodes = child.gather(1, pick)
         level_nodes.append(nodes)
         if level + 1 < trie.n_levels:
-            logp = decoding.step(codes.flatten(1).gather(1, pick), parent)
+            logp = decoding.step(codes.gather(1, pick), pick // trie.max_children[level])
     items = torch.where(scores > NEG_INF, trie.leaf_item[nodes], 0)
     return BeamResult(items, scores, level_nodes)
 

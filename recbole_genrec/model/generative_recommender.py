@@ -22,7 +22,8 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_genrec.data.semantic_ids import code_table, disambiguate
-from recbole_genrec.layers.beam_search import BeamResult, beam_search, full_ranking
+from recbole_genrec.layers.beam_search import BeamResult, beam_search
+from recbole_genrec.layers.exact_topk import bounded_search, item_score_table
 from recbole_genrec.layers.prefix_trie import PrefixTrie
 from recbole_genrec.losses import build_loss
 from recbole_genrec.losses.base import TrainBatch
@@ -48,6 +49,8 @@ class GenerativeRecommender(SequentialRecommender):
         self.n_tokens = N_SPECIAL + self.n_levels * self.codebook_size
         self.beam_size = config["beam_size"]
         self.eval_chunk_users = config["eval_chunk_users"]
+        self.exact_top_k = max(config["topk"])  # the exact ranking is exact down to this rank
+        self.full_rank_batch_users = config["full_rank_batch_users"]
         self.loss = build_loss(config, self)
 
     # backbone hooks ------------------------------------------------------------------
@@ -132,8 +135,22 @@ class GenerativeRecommender(SequentialRecommender):
         )
 
     def full_sort_predict(self, interaction):
-        """Exact ranking: every item scored by the sum of its token log-probs."""
-        return full_ranking(self.decoding(self.encode(interaction)), self.trie)
+        """Exact ranking down to rank ``K = max(topk)`` (``ranking_mode: exact``,
+        PR@K): ``[U, n_items]`` summed token log-probs of every item that can
+        reach the top K, -inf for the rest (provably below the K-th best score).
+
+        Beam search gives each user a score that K items reach; branch and
+        bound over the trie (:mod:`recbole_genrec.layers.exact_topk`) then
+        decodes only the prefixes that reach it, ``full_rank_batch_users``
+        users at a time.
+        """
+        k = self.exact_top_k
+        beam_scores = self.beam_search(interaction, max(k, self.beam_size)).scores
+        threshold = beam_scores[:, k - 1] if beam_scores.shape[1] >= k else torch.full_like(
+            beam_scores[:, 0], float("-inf"))  # fewer than K items: keep everything
+        parts = [bounded_search(self.decoding(self.encode(interaction[idx])), self.trie, threshold[idx])
+                 for idx in torch.arange(len(interaction)).split(self.full_rank_batch_users)]
+        return torch.cat([item_score_table(p, self.n_items) for p in parts])
 
     def predict(self, interaction):
         ctx = self.encode(interaction)
