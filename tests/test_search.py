@@ -1,11 +1,13 @@
 """tuning.search: search spaces, the best-config YAML, and the Ray Tune path end to end
 (local Ray, 2 CPUs): per-epoch reports, a failing trial that does not stop the search,
-an interrupted search (SIGINT) that ``--resume`` finishes without redoing trials."""
+an interrupted search (SIGINT, SIGTERM) that writes its outputs so far and prints the
+command that finishes it without redoing trials."""
 
 import csv
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,6 +42,29 @@ def cli_args(model, loss, fixed, data, storage, name, space, num_samples, *extra
 def read_trials(exp_dir: Path) -> list[dict]:
     with open(exp_dir / "trials.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def interrupt_search(args, cwd: Path, when: str, signum=signal.SIGINT) -> tuple[int, str]:
+    """Run ``python -m tuning.search ARGS``, send ``signum`` once a line of its output
+    contains ``when``, and return its exit status and output."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "tuning.search", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in proc.stdout:
+        output.append(line)
+        if when in line:
+            proc.send_signal(signum)
+            break
+    output += proc.stdout.readlines()
+    return proc.wait(timeout=120), "".join(output)
+
+
+def printed_resume_command(output: str) -> str:
+    """The command line the interrupted search printed to continue it."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("[search] INTERRUPTED"))
+    return lines[start + 1].strip()
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +170,10 @@ def test_best_yaml_is_a_config_file_for_run_recbole_genrec(tiny_dataset, tmp_pat
 # -- Ray Tune, end to end -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("model, loss, fixed", SEARCH_MODELS[:1], ids=MODEL_IDS[:1])
-def test_failing_trial_and_interrupted_search_resume(model, loss, fixed, tiny_dataset, tmp_path,
-                                                     local_ray):
-    """Trial 1 succeeds, then the search is interrupted (SIGINT, like Ctrl-C); --resume
-    runs the rest: trial 2 raises (learning_rate=-1: the optimizer refuses it) and is
+def test_failing_trial_and_interrupted_search_resume(model, loss, fixed, tiny_dataset, tmp_path):
+    """Trial 1 succeeds, then the search is interrupted (SIGINT, like Ctrl-C): it writes
+    trials.csv and best.yaml of trial 1 and prints the command to continue; that command
+    runs the rest: trial 2 raises (learning_rate=-1: refused) and is
     recorded as ERROR, trial 3 still runs; trial 1 is not run again."""
     space = tmp_path / "space.yaml"
     space.write_text(
@@ -158,31 +183,36 @@ def test_failing_trial_and_interrupted_search_resume(model, loss, fixed, tiny_da
     storage = tmp_path / "tune"
     args = cli_args(model, loss, fixed, tiny_dataset, storage, "exp", space, 3,
                     "--epochs=1", "--max_concurrent_trials=1", "--num_cpus=2")
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "tuning.search", *args], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = []
-    for line in proc.stdout:
-        output.append(line)
-        if line.startswith("[search] trial") and "finished" in line:
-            proc.send_signal(signal.SIGINT)
-            break
-    output += proc.stdout.readlines()
-    assert proc.wait(timeout=120) == 0, "".join(output[-40:])
-    text = "".join(output)
-    assert "[search] incomplete: continue with python -m tuning.search --resume" in text
+    code, output = interrupt_search(args, tmp_path, " finished (1/3,", signal.SIGINT)
+    assert code == search.EXIT_INTERRUPTED, output[-4000:]
+    assert "Traceback" not in output, output[-4000:]
+    resume = printed_resume_command(output)
+    assert resume == (f"cd {PROJECT_ROOT} && {sys.executable} -m tuning.search --resume "
+                      f"--storage_path={storage} --name=exp --num_cpus=2")
 
     exp_dir = storage / "exp"
-    first = [t for t in read_trials(exp_dir) if t["status"] == "COMPLETED"]
+    interrupted = read_trials(exp_dir)
+    first = [t for t in interrupted if t["status"] == "COMPLETED"]
     assert len(first) == 1 and float(first[0]["learning_rate"]) == 0.01
+    # trial 2 may already have been started: then it is listed, as INTERRUPTED
+    assert {t["status"] for t in interrupted if t is not first[0]} <= {"INTERRUPTED"}
+    best_text = (exp_dir / "best.yaml").read_text()
+    assert f"# INTERRUPTED search: best of the 1 of 3 trials finished so far; continue with: " \
+           f"{resume}" in best_text
+    assert yaml.safe_load(best_text)["learning_rate"] == 0.01
     first_result = Path(first[0]["trial_dir"]) / search.RUN_RESULT
     stamp = first_result.stat().st_mtime_ns
 
-    out = search.main(["--resume", f"--storage_path={storage}", "--name=exp"])
+    resumed = subprocess.run(["bash", "-c", resume], capture_output=True, text=True,
+                             timeout=300, env={k: v for k, v in os.environ.items()
+                                               if k != "PYTHONPATH"})
+    assert resumed.returncode == 0, resumed.stdout[-4000:] + resumed.stderr[-4000:]
+    assert "INTERRUPTED" not in resumed.stdout
     trials = read_trials(exp_dir)
     by_lr = {float(t["learning_rate"]): t for t in trials}
     assert len(trials) == 3 and set(by_lr) == {0.01, -1.0, 0.003}
-    assert by_lr[-1.0]["status"] == "ERROR" and "learning rate" in by_lr[-1.0]["error"].lower()
+    assert by_lr[-1.0]["status"] == "ERROR"
+    assert re.search("learning.rate", by_lr[-1.0]["error"], re.I)  # the config or the optimizer
     assert math.isnan(float(by_lr[-1.0]["objective"]))
     assert by_lr[0.01]["trial_id"] == first[0]["trial_id"]
     assert first_result.stat().st_mtime_ns == stamp  # finished trial not redone
@@ -197,11 +227,35 @@ def test_failing_trial_and_interrupted_search_resume(model, loss, fixed, tiny_da
         assert list((trial_dir / "log").rglob("*.log")), "RecBole's log is in the trial folder"
 
     best = max((by_lr[0.01], by_lr[0.003]), key=lambda t: float(t["objective"]))
-    assert out["best"]["trial_id"] == best["trial_id"]
+    assert f"# Best trial {best['trial_id']} of" in (exp_dir / "best.yaml").read_text()
+    assert "INTERRUPTED" not in (exp_dir / "best.yaml").read_text()
     best_yaml = yaml.safe_load((exp_dir / "best.yaml").read_text())
     assert best_yaml["learning_rate"] == float(best["learning_rate"])
     assert best_yaml["data_path"] == str(tiny_dataset.data_path)
     assert (exp_dir / "search.html").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("model, loss, fixed", SEARCH_MODELS[:1], ids=MODEL_IDS[:1])
+def test_sigterm_before_any_trial_reported_writes_trials_csv(model, loss, fixed, tiny_dataset,
+                                                             tmp_path):
+    """SIGTERM (kill, a job's time limit) while the only trial has not reported yet: like
+    Ctrl-C, trials.csv lists it as INTERRUPTED with its sampled value, there is no best.yaml
+    (nothing finished), and the resume command is printed (once Ray's own handler made such
+    a search exit at once, and Ctrl-C crashed on the trial's missing config)."""
+    space = tmp_path / "space.yaml"
+    space.write_text("learning_rate: {type: choice, values: [0.01]}\n")
+    storage = tmp_path / "tune"
+    args = cli_args(model, loss, fixed, tiny_dataset, storage, "term", space, 1, "--epochs=1")
+    code, output = interrupt_search(args, tmp_path, "Trial status:", signal.SIGTERM)
+    assert code == search.EXIT_INTERRUPTED, output[-4000:]
+    assert "Traceback" not in output, output[-4000:]
+    assert "[search] /" in output and " 1 INTERRUPTED" in output
+    assert printed_resume_command(output).endswith(
+        f"-m tuning.search --resume --storage_path={storage} --name=term")
+    [trial] = read_trials(storage / "term")
+    assert trial["status"] == "INTERRUPTED" and float(trial["learning_rate"]) == 0.01
+    assert math.isnan(float(trial["objective"])) and trial["error"] == ""
+    assert not (storage / "term" / "best.yaml").exists()
 
 
 @pytest.mark.parametrize("model, loss, fixed", SEARCH_MODELS, ids=MODEL_IDS)
