@@ -35,7 +35,8 @@ PROPERTIES = PROJECT_ROOT / "properties"
 DATASET_ROOT = PROJECT_ROOT / "dataset"
 
 # options consumed by the entry point rather than by a property file
-RUN_OPTIONS = {"model", "dataset", "loss", "config_files", "result_file", "init_from"}
+RUN_OPTIONS = {"model", "dataset", "loss", "config_files", "result_file", "init_from",
+               "resume_from"}
 
 
 # PyYAML (YAML 1.1) reads ``5e-6`` as a string; RecBole's config loader adds this

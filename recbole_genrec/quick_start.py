@@ -10,12 +10,23 @@ parameters per block (the full tree with ``verbose: true``), progress bars when
 ``show_progress`` says so (:mod:`recbole_genrec.progress`) and one line per
 epoch; TensorBoard scalars go to ``log_tensorboard/<result JSON's name>/``.
 ``threads`` sets torch's CPU threads (:mod:`recbole_genrec.torch_threads`).
+
+Results are never lost: the result path is checked and claimed before the data
+is loaded (a JSON with ``status: running``; a default name that exists gets a
+``-2``, ``-3``, ... suffix, and the log says so); the trainer writes the whole
+training state after every epoch (``<checkpoint>-last.pth``); Ctrl-C or SIGTERM
+write the result so far with ``status: interrupted`` and the command that
+continues the run (``--resume_from=<checkpoint>-last.pth``); a diverged run
+is marked ``diverged``, a failed one ``failed``.  A finished run is ``complete``.
 """
 
 import contextlib
 import json
 import logging
 import math
+import os
+import shlex
+import sys
 from pathlib import Path
 from time import perf_counter
 
@@ -26,11 +37,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from recbole_genrec.config import PROJECT_ROOT, GenRecConfig
 from recbole_genrec.data.convert import convert
 from recbole_genrec.data.dataset import GenRecDataset
+from recbole_genrec.errors import UserError
 from recbole_genrec.progress import bars_enabled
 from recbole_genrec.registry import get_trainer
 from recbole_genrec.run_summary import model_summary
 from recbole_genrec.torch_threads import set_torch_threads
 from recbole_genrec.trainer import plain_config
+from recbole_genrec.trainer.checkpoint_io import load_checkpoint
 from recbole_genrec.trainer.sequential_trainer import run_name
 from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, run_name_for
 
@@ -55,6 +68,65 @@ def default_result_file(config) -> Path:
     return Path(config["checkpoint_dir"]) / f"{run_name(config)}.json"
 
 
+def free_result_file(path: Path) -> Path:
+    """``path``, or the first of ``<stem>-2.json``, ``<stem>-3.json``, ... that does not exist."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+def ensure_writable_folder(folder, option) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{option}={folder} cannot be created ({e.strerror or e})", None,
+                        "give a folder this user can write") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{option}={folder} is not writable", None,
+                        "give a folder this user can write")
+
+
+def write_json(path: Path, data: dict, option="--result_file") -> None:
+    """Write ``data`` to ``path`` atomically (temporary file + rename)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write the result JSON {path} ({e.strerror or e})", option,
+                        "give a --result_file in a writable folder") from None
+
+
+def resolve_result_file(config, explicit, resume_state) -> Path:
+    """Where this run's result goes: the explicit path, the resumed run's, or the
+    default name (suffixed when a file of that name exists)."""
+    if explicit:
+        return Path(explicit)
+    if resume_state is not None and resume_state.get("result_file"):
+        return Path(resume_state["result_file"])
+    default = default_result_file(config)
+    path = free_result_file(default)
+    if path != default:
+        logging.getLogger().warning(
+            f"{default} exists (an earlier run's result); this run writes {path} "
+            "(give --result_file=PATH to choose)")
+    return path
+
+
+def resume_command(model, dataset, config_files, cmd_overrides, last_model_file) -> str:
+    options = {k: v for k, v in (cmd_overrides or {}).items() if k != "resume_from"}
+    args = [sys.executable, str(PROJECT_ROOT / "run_recbole_genrec.py"), f"--model={model}",
+            f"--dataset={dataset}"]
+    if config_files:
+        args.append(f"--config_files={' '.join(map(str, config_files))}")
+    args += [f"--{k}={v}" for k, v in options.items()] + [f"--resume_from={last_model_file}"]
+    return shlex.join(args)
+
+
 def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
         epoch_callback=None, result_file=None, saved=True) -> dict:
     """Train, validate and test one configuration; write and return the result dict.
@@ -64,11 +136,17 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
     """
     start = perf_counter()
     config = GenRecConfig(model, dataset, config_files, config_dict, cmd_overrides)
-    result_file = Path(result_file or config["result_file"] or default_result_file(config))
+    resume_state = (load_checkpoint(config["resume_from"], "--resume_from")
+                    if config["resume_from"] else None)
     init_seed(config["seed"], config["reproducibility"])
     _reset_root_logger()  # RecBole's init_logger uses basicConfig: once per process otherwise
     init_logger(config)
     logger = logging.getLogger()
+    ensure_writable_folder(config["checkpoint_dir"], "--checkpoint_dir")
+    result_file = resolve_result_file(config, result_file or config["result_file"], resume_state)
+    header = {"status": "running", "model": config["model"], "dataset": config["dataset"],
+              "loss": config["loss"], "config": plain_config(config)}
+    write_json(result_file, header)  # claims the name and checks it is writable, before training
     threads = set_torch_threads(config["threads"], logger)
     logger.info(config)
     bars = bars_enabled(config["show_progress"])
@@ -84,8 +162,16 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
         trainer = get_trainer(config.model_class)(config, model)
         tensorboard_name = run_name_for(result_file, config["checkpoint_dir"])
         trainer.tensorboard = TensorBoardRun(tensorboard_name)
+        trainer.result_file = str(result_file)
         if config["init_from"]:
             trainer.init_from_checkpoint(config["init_from"])
+        if resume_state is not None:
+            trainer.resume_from(config["resume_from"], resume_state)
+        header["resume"] = {"last_checkpoint": trainer.last_model_file,
+                            "command": resume_command(config["model"], config["dataset"],
+                                                      config_files, cmd_overrides,
+                                                      trainer.last_model_file)}
+        write_json(result_file, header)
 
         callback = None
         if epoch_callback is not None:
@@ -93,18 +179,23 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
                 epoch_callback(epoch, valid_score, trainer.last_valid_result)
 
         fit_start = perf_counter()
-        best_valid_score, best_valid_result = trainer.fit(
-            train_data, valid_data, saved=saved, show_progress=bars, callback_fn=callback)
-        fit_s = perf_counter() - fit_start
-        test_start = perf_counter()
-        test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=bars,
-                                       diagnostics=True)
-        test_s = perf_counter() - test_start
+        try:
+            best_valid_score, best_valid_result = trainer.fit(
+                train_data, valid_data, saved=saved, show_progress=bars, callback_fn=callback)
+            fit_s = perf_counter() - fit_start
+            test_start = perf_counter()
+            test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=bars,
+                                           diagnostics=True)
+            test_s = perf_counter() - test_start
+        except BaseException as e:
+            _write_unfinished(result_file, header, trainer, e, saved)
+            raise
     _log_test(trainer, test_result)
     logger.info(f"best valid: {_plain_metrics(best_valid_result)}")
     logger.info(f"test result: {_plain_metrics(test_result)}")
 
     result = {
+        "status": "complete",
         "model": config["model"],
         "dataset": config["dataset"],
         "loss": config["loss"],
@@ -122,6 +213,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
             "total_s": perf_counter() - start,
             "fit_s": fit_s,
             "test_s": test_s,
+            "valid_s": sum(trainer.valid_times),
             "epoch_train_s": trainer.epoch_times,
             "epochs_run": len(trainer.epoch_times),
             "stop_reason": trainer.stop_reason,
@@ -131,10 +223,31 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
         "checkpoint": trainer.saved_model_file if saved else None,
         "tensorboard": str(trainer.tensorboard.log_dir),
     }
-    result_file.parent.mkdir(parents=True, exist_ok=True)
-    result_file.write_text(json.dumps(result, indent=1))
+    write_json(result_file, result)
     result["result_file"] = str(result_file)
     return result
+
+
+def _write_unfinished(result_file, header, trainer, error, saved):
+    """The result so far of a run that did not finish, and how to continue it."""
+    status = ("interrupted" if isinstance(error, KeyboardInterrupt)
+              else "diverged" if type(error).__name__ == "TrainingDiverged" else "failed")
+    last = trainer.last_model_file if saved and Path(trainer.last_model_file).is_file() else None
+    partial = {**header, "status": status, "error": f"{type(error).__name__}: {error}",
+               "epochs_done": len(trainer.epoch_times), "best_epoch": trainer.best_epoch,
+               "valid_history": trainer.valid_history, "checkpoint": trainer.saved_model_file}
+    if last is None:
+        partial.pop("resume", None)
+    try:
+        write_json(result_file, partial)
+    except UserError:
+        return
+    logger = logging.getLogger()
+    if status == "interrupted":
+        how = (f"continue with:\n  {header['resume']['command']}" if last else
+               "no epoch had finished; run the same command again to start over")
+        logger.warning(f"interrupted after {len(trainer.epoch_times)} epoch(s); the result so far "
+                       f"is in {result_file} (status: interrupted); {how}")
 
 
 def _log_test(trainer, test_result):

@@ -21,7 +21,7 @@ from recbole_genrec.progress import format_duration
 
 TABLE_METRICS = [f"{m}@{k}" for m in ("recall", "ndcg") for k in (5, 10, 20)]
 # options the evaluate-only command sets itself (or that only shape training)
-NOT_REPEATED = {"epochs", "init_from", "result_file", "train_time_budget"}
+NOT_REPEATED = {"epochs", "init_from", "result_file", "train_time_budget", "resume_from"}
 
 
 def model_summary(model) -> str:
@@ -70,7 +70,7 @@ def run_summary(result: dict, reevaluate: str | None = None) -> str:
     train_s = sum(timings["epoch_train_s"])
     lines.append(
         f"time: training {format_duration(train_s)} ({timings['epochs_run']} epochs), "
-        f"validation {format_duration(timings['fit_s'] - train_s)}, test "
+        f"validation {format_duration(timings.get('valid_s', timings['fit_s'] - train_s))}, test "
         f"{format_duration(timings['test_s'])}; total {format_duration(timings['total_s'])} "
         f"on {result['device']}, {result['torch_threads']} torch thread(s)")
     lines.append(f"result JSON: {result['result_file']}")

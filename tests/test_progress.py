@@ -123,7 +123,7 @@ class Lines:
 
 def test_threads_option(tiny_dataset):
     assert tiny_run(tiny_dataset, epochs=1, threads=1)["torch_threads"] == 1
-    with pytest.raises(ConfigError, match=r"threads=0: expected a positive number"):
+    with pytest.raises(ConfigError, match=r"option threads=0 is not an int >= 1"):
         tiny_run(tiny_dataset, epochs=1, threads=0)
     assert set_torch_threads(2, Lines()) == 2 and torch.get_num_threads() == 2
 

@@ -42,7 +42,9 @@ import torch
 from recbole.data.interaction import cat_interactions
 from torch.nn.utils import clip_grad_norm_
 
+from recbole_genrec.errors import ConfigError
 from recbole_genrec.progress import progress_bar
+from recbole_genrec.trainer.checkpoint_io import load_checkpoint
 from recbole_genrec.trainer.sequential_trainer import SequentialTrainer
 
 RANKING_MODES = ("beam", "exact")
@@ -112,6 +114,9 @@ class GenerativeTrainer(SequentialTrainer):
             self.scheduler = self._build_scheduler(len(train_data))
             if self._resumed_scheduler_state:
                 self.scheduler.load_state_dict(self._resumed_scheduler_state)
+                # building the scheduler set the step-0 rate; the next step uses the stored one
+                for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+                    group["lr"] = lr
         self.model.train()
         sums, n_seen = defaultdict(float), 0
         autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype,
@@ -165,18 +170,35 @@ class GenerativeTrainer(SequentialTrainer):
         state["scheduler"] = self.scheduler.state_dict() if self.scheduler else None
         return state
 
+    def extra_training_state(self) -> dict:
+        return {"loss_history": self.loss_history}
+
+    def restore_extra_training_state(self, state):
+        self.loss_history = list(state["loss_history"])
+        self._resumed_scheduler_state = state.get("scheduler")
+
     def resume_checkpoint(self, resume_file):
         super().resume_checkpoint(resume_file)
-        checkpoint = torch.load(resume_file, map_location=self.device, weights_only=True)
+        checkpoint = load_checkpoint(resume_file, "resume_file", self.device)
         self._resumed_scheduler_state = checkpoint.get("scheduler")
 
     def init_from_checkpoint(self, path):
         """Start from another run's weights (second-stage losses: dpo, dmpo, sdpo)."""
-        checkpoint = torch.load(path, map_location=self.device, weights_only=True)
-        missing, unexpected = self.model.load_state_dict(checkpoint["state_dict"], strict=False)
+        checkpoint = load_checkpoint(path, "--init_from", self.device)
+        stored = checkpoint.get("config") or {}
+        trained = (f"trained as {stored.get('model')} on {stored.get('dataset')}; this run is "
+                   f"{self.config['model']} on {self.config['dataset']}")
+        todo = "give a checkpoint of the same model, dataset and architecture options"
+        try:
+            missing, unexpected = self.model.load_state_dict(checkpoint["state_dict"], strict=False)
+        except RuntimeError as e:  # tensor shapes differ
+            detail = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+            raise ConfigError(f"--init_from={path} does not fit this model ({trained}): {detail}",
+                              None, todo) from None
         bad = [k for k in missing + unexpected if not k.startswith("loss.")]
         if bad:
-            raise ValueError(f"--init_from={path}: checkpoint does not match the model: {bad[:5]}")
+            raise ConfigError(f"--init_from={path} does not match the model ({trained}): "
+                              f"parameters {bad[:3]} differ", None, todo)
         self.logger.info(f"Initialised model weights from {path}")
         if hasattr(self.model.loss, "on_init_from"):
             self.model.loss.on_init_from(self.model)

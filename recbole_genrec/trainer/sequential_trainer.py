@@ -33,11 +33,16 @@ from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.trainer import Trainer
 from recbole.utils import EvaluatorType
 
+from recbole_genrec.errors import ConfigError
 from recbole_genrec.progress import format_duration, progress_bar, time_left
+from recbole_genrec.trainer.checkpoint_io import atomic_save, load_checkpoint, restore_rng, rng_state
 from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, discard_writer
 
 
 BUDGET_CLOCKS = {"wall": perf_counter, "process": process_time}  # train_time_clock
+# options a resumed run may change (presentation and placement, not what is trained)
+RESUME_MAY_DIFFER = {"resume_from", "result_file", "show_progress", "verbose", "threads",
+                     "gpu_id", "device", "use_gpu", "state", "checkpoint_dir"}
 
 
 class TrainingBudgetReached(Exception):
@@ -100,6 +105,12 @@ class SequentialTrainer(Trainer):
         self.saved_model_file = str(Path(self.checkpoint_dir) / (
             f"{stem.replace(config['model'], config['model'] + '-' + config['dataset'], 1)}"
             f"-{os.getpid()}-{uuid.uuid4().hex[:6]}.pth"))
+        # the whole training state after every epoch (resume), next to the best model
+        self.last_model_file = self.saved_model_file[: -len(".pth")] + "-last.pth"
+        self._saving = False
+        self._train_data = None
+        self._resumed = None  # the training state loaded by resume_from
+        self.result_file = None  # the run's result JSON (quick_start sets it; kept in the state)
         # RecBole's writer, named after the log file, is replaced by one per result JSON
         discard_writer(self.tensorboard)
         self.tensorboard = TensorBoardRun(run_name(config))
@@ -143,7 +154,7 @@ class SequentialTrainer(Trainer):
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         path = kwargs.pop("saved_model_file", self.saved_model_file)
-        torch.save(self._checkpoint_state(epoch), path)
+        atomic_save(self._checkpoint_state(epoch), path)
         if verbose:
             self.logger.info(f"Saving current: {path}")
 
@@ -153,9 +164,77 @@ class SequentialTrainer(Trainer):
         if with_optimizer:
             self.optimizer.load_state_dict(checkpoint["optimizer"])
 
+    # resume ------------------------------------------------------------------------
+    def training_state(self, epoch, done=False) -> dict:
+        """Everything a killed run needs to continue after ``epoch`` as if never stopped."""
+        best = self.best_valid_result
+        return {
+            **self._checkpoint_state(epoch),
+            "best_model_file": self.saved_model_file,
+            "best_epoch": self.best_epoch,
+            "best_valid_result": {k: float(v) for k, v in best.items()} if best else None,
+            "valid_history": self.valid_history,
+            "epoch_times": self.epoch_times,
+            "valid_times": self.valid_times,
+            "budget_spent": self.budget_spent() if self._budget_start is not None else 0.0,
+            "stop_reason": self.stop_reason,
+            "training_done": done,
+            "result_file": self.result_file,
+            "rng": rng_state(self._train_data),
+            **self.extra_training_state(),
+        }
+
+    def extra_training_state(self) -> dict:
+        return {}
+
+    def restore_extra_training_state(self, state: dict) -> None:
+        pass
+
+    def _save_training_state(self, epoch, done=False):
+        if self._saving:
+            atomic_save(self.training_state(epoch, done), self.last_model_file)
+
+    def resume_from(self, path, state=None) -> None:
+        """Continue the run whose ``-last.pth`` training state is at ``path`` (``state``:
+        its contents, when already loaded)."""
+        state = state if state is not None else load_checkpoint(path, "--resume_from", self.device)
+        if "training_done" not in state:
+            raise ConfigError(f"--resume_from={path} is a model checkpoint, not a training state",
+                              None, "give the run's -last.pth file (start from a model's weights "
+                              "with --init_from)")
+        self._check_same_run(state["config"], path)
+        self._restore_state(state, with_optimizer=True)
+        self.start_epoch = state["epoch"] + 1
+        self.cur_step = state["cur_step"]
+        self.best_valid_score = state["best_valid_score"]
+        self.best_valid_result = state["best_valid_result"]
+        self.best_epoch = state["best_epoch"]
+        self.valid_history = list(state["valid_history"])
+        self.epoch_times = list(state["epoch_times"])
+        self.valid_times = list(state["valid_times"])
+        self.stop_reason = state["stop_reason"]
+        self.saved_model_file = state["best_model_file"]
+        self.last_model_file = str(path)
+        self.restore_extra_training_state(state)
+        self._resumed = state
+        self.logger.info(f"resuming from {path}: {len(self.epoch_times)} epochs done"
+                         + (", training had ended" if state["training_done"] else
+                            f", continuing at epoch {self.start_epoch}"))
+
+    def _check_same_run(self, stored: dict, path):
+        current = plain_config(self.config)
+        changed = sorted(k for k in set(stored) | set(current)
+                         if k not in RESUME_MAY_DIFFER and stored.get(k) != current.get(k))
+        if changed:
+            shown = ", ".join(f"{k}={current.get(k)!r} (checkpoint: {stored.get(k)!r})"
+                              for k in changed[:4])
+            raise ConfigError(f"--resume_from={path} was trained with other options: {shown}",
+                              None, "resume with the killed run's own command and options "
+                              "(its log or result JSON lists them)")
+
     def resume_checkpoint(self, resume_file):
         self.saved_model_file = str(resume_file)
-        checkpoint = torch.load(resume_file, map_location=self.device, weights_only=True)
+        checkpoint = load_checkpoint(resume_file, "resume_file", self.device)
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
@@ -171,6 +250,14 @@ class SequentialTrainer(Trainer):
         first_epoch = self._first_epoch = self.start_epoch
         self._validating = bool(valid_data) and self.eval_step > 0
         self._log_epochs = verbose
+        self._saving, self._train_data = saved, train_data
+        if self._resumed is not None:
+            restore_rng(self._resumed["rng"], train_data)
+            self._budget_start -= self._resumed["budget_spent"]
+            if (self._resumed["training_done"] or self.start_epoch >= self.epochs
+                    or self.cur_step > self.stopping_step):  # killed just before the end
+                self.stop_reason = self.stop_reason or "epochs"
+                return self.best_valid_score, self.best_valid_result
 
         def after_validation(epoch, valid_score):
             if self.cur_step == 0:  # RecBole's early_stopping resets it on an improvement
@@ -192,9 +279,13 @@ class SequentialTrainer(Trainer):
                 f"{self.best_valid_score}")
             if saved and not self.valid_history:  # budget ended before any validation
                 self._save_checkpoint(self._epoch)
+            if self._epoch is not None:
+                self._save_training_state(self._epoch, done=True)
             return self.best_valid_score, self.best_valid_result
-        done = len(self.epoch_times)
-        self.stop_reason = "epochs" if first_epoch + done >= self.epochs else "early_stopping"
+        last = self._epoch if self._epoch is not None else first_epoch - 1
+        self.stop_reason = "epochs" if last + 1 >= self.epochs else "early_stopping"
+        if self._epoch is not None:
+            self._save_training_state(self._epoch, done=True)
         if self.stop_reason == "early_stopping":
             self.logger.info(
                 f"early stopping: valid {self.valid_metric} did not improve in "
@@ -245,6 +336,7 @@ class SequentialTrainer(Trainer):
         self.tensorboard.add_scalars_at(self.epoch_scalars(epoch, validated), epoch)
         if self._log_epochs:
             self.logger.info(self._epoch_line(epoch, validated))
+        self._save_training_state(epoch)
 
     def epoch_scalars(self, epoch, validated) -> dict:
         """TensorBoard scalars of the epoch that just ended (``tag: value``)."""
@@ -302,7 +394,7 @@ class SequentialTrainer(Trainer):
             raise ValueError("recbole_genrec evaluates with eval_args.mode=full only")
         if load_best_model:
             path = model_file or self.saved_model_file
-            checkpoint = torch.load(path, map_location=self.device, weights_only=True)
+            checkpoint = load_checkpoint(path, "the best checkpoint", self.device)
             self._restore_state(checkpoint, with_optimizer=False)
             self.logger.info(f"Loading model structure and parameters from {path}")
         self.model.eval()
