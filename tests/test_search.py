@@ -147,6 +147,20 @@ def test_a_key_cannot_be_both_searched_and_fixed():
         search.settings_from_args(args, {"learning_rate": "0.1"})
 
 
+def test_resume_of_a_search_stopped_before_its_first_trial_says_to_start_it(tmp_path):
+    """Stopped after its settings were saved but before Ray Tune saved anything: nothing
+    to resume, and starting it again is not refused as 'already holds a search'."""
+    exp_dir = tmp_path / "tune" / "early"
+    exp_dir.mkdir(parents=True)
+    (exp_dir / search.SETTINGS).write_text("{}")
+    with pytest.raises(SystemExit, match="stopped before its first trial.*without --resume"):
+        search.main(["--resume", f"--storage_path={tmp_path / 'tune'}", "--name=early"])
+    with pytest.raises(SystemExit, match="both searched"):  # got past the 'already holds' check
+        search.main(["--model=SASRec", f"--space={search.SPACES_DIR / 'sasrec.yaml'}",
+                     f"--storage_path={tmp_path / 'tune'}", "--name=early",
+                     "--learning_rate=0.1"])
+
+
 def test_best_yaml_is_a_config_file_for_run_recbole_genrec(tiny_dataset, tmp_path):
     """best.yaml = config files + overrides + best values, typed, loadable as --config_files."""
     from recbole_genrec.config import GenRecConfig

@@ -588,12 +588,14 @@ def main(argv=None) -> dict:
     exp_dir = args.storage_path.resolve() / name
 
     if args.resume:
-        if not (exp_dir / SETTINGS).is_file():
-            raise SystemExit(f"error: --resume: no search to resume in {exp_dir}")
+        if not ((exp_dir / SETTINGS).is_file() and tune.Tuner.can_restore(str(exp_dir))):
+            raise SystemExit(f"error: --resume: no search to resume in {exp_dir} (none was "
+                             "started there, or it stopped before its first trial): start it "
+                             "without --resume")
         settings = SearchSettings(**json.loads((exp_dir / SETTINGS).read_text()))
         print(f"[search] resuming {exp_dir} (settings from {SETTINGS}; other options ignored)")
     else:
-        if exp_dir.exists() and any(exp_dir.iterdir()):
+        if exp_dir.exists() and set(os.listdir(exp_dir)) - {SETTINGS}:  # settings alone: no trial
             raise SystemExit(f"error: {exp_dir} already holds a search: pass --resume to "
                              "continue it or choose another --name")
         try:
@@ -613,10 +615,16 @@ def main(argv=None) -> dict:
 
     init_ray(args.address, args.num_cpus, log_to_driver=args.verbose)
     stop_like_ctrl_c_on_sigterm()
-    tuner = (restore_tuner(settings, exp_dir, args.restart_errored) if args.resume
-             else build_tuner(settings, exp_dir.parent, name))
-    grid = tuner.fit()  # on Ctrl-C Ray Tune stops the trials, saves the experiment, returns
     resume = resume_command(exp_dir, args)
+    try:
+        tuner = (restore_tuner(settings, exp_dir, args.restart_errored) if args.resume
+                 else build_tuner(settings, exp_dir.parent, name))
+        grid = tuner.fit()  # on Ctrl-C Ray Tune stops the trials, saves the experiment, returns
+    except KeyboardInterrupt:  # a second Ctrl-C: Ray Tune's last save and our outputs skipped
+        how = (f"continue it from its last saved state with:\n    {resume}"
+               if tune.Tuner.can_restore(str(exp_dir)) else "start it again (no trial was saved)")
+        print(f"\n[search] INTERRUPTED before the outputs were written: {how}", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
     outputs = write_outputs(grid, settings, exp_dir, resume)
     print_summary(outputs, settings, exp_dir, resume)
     return {"experiment": exp_dir, "settings": settings, **outputs}
