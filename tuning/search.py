@@ -28,8 +28,11 @@ ERROR and the search goes on.  The experiment lives in
 ``<storage_path>/<name>``; ``--resume`` continues an interrupted one (Ctrl-C,
 killed job) without redoing finished trials (settings come from the saved
 experiment).  Outputs in that folder: ``best.yaml`` (usable as
-``run_recbole_genrec.py --config_files=...``), ``trials.csv`` and
-``search.html`` (objective over trials, each searched parameter vs objective).
+``run_recbole_genrec.py --config_files=...``), ``trials.csv`` (one row per trial,
+with the node it ran on) and ``search.html`` (objective over trials, each searched
+parameter vs objective).  Ctrl-C or SIGTERM stops the trials and writes these for
+the trials finished so far (unfinished ones ``INTERRUPTED``), prints the exact
+command that continues the search and exits with status 130.
 Each trial runs ``int(cpus_per_trial)`` torch threads (at least 1) unless
 ``--threads=N`` fixes them; the driver prints a line per finished trial with
 the count and the time left (and draws a bar over the trials on a terminal).
