@@ -383,10 +383,10 @@ def row_status(ray_status: str | None, error, trial_dir: Path) -> str:
     return "COMPLETED" if (trial_dir / RUN_RESULT).is_file() else "STOPPED"
 
 
-def trial_rows(grid, settings: SearchSettings, states: dict | None = None) -> list[dict]:
+def trial_rows(grid, settings: SearchSettings) -> list[dict]:
     """One dict per trial: index, id, status, searched values, objective, valid metrics,
-    the node it ran on.  ``states``: :func:`trial_states` (read from the grid if None)."""
-    states = trial_states(grid) if states is None else states
+    the node it ran on."""
+    states = trial_states(grid)
     rows = []
     for r in grid:
         trial_dir = Path(r.path)
@@ -623,7 +623,7 @@ def main(argv=None) -> dict:
         tuner = (restore_tuner(settings, exp_dir, args.restart_errored) if args.resume
                  else build_tuner(settings, exp_dir.parent, name))
         grid = tuner.fit()  # on Ctrl-C Ray Tune stops the trials, saves the experiment, returns
-    except KeyboardInterrupt:  # a second Ctrl-C: Ray Tune's last save and our outputs skipped
+    except KeyboardInterrupt:  # before Ray Tune took over Ctrl-C, or a second Ctrl-C
         how = (f"continue it from its last saved state with:\n    {resume}"
                if tune.Tuner.can_restore(str(exp_dir)) else "start it again (no trial was saved)")
         print(f"\n[search] INTERRUPTED before the outputs were written: {how}", file=sys.stderr)
