@@ -134,7 +134,7 @@ def main():
     print(f"\nTIGER beam search (B = {args.beam}), {args.users} users, {args.threads} thread(s)")
     print("items | trie build s | trie MB | beam users/s (per CPU s) | beam peak RSS growth MB | process peak RSS MB")
     for r in rows:
-        print(f"{r['items']:,} | {r['trie_build_s']:.2f} | {r['trie_mb']:.1f} | {r['beam_users_per_s']:.1f} "
+        print(f"{r['items']:,} | {r['trie_build_s']:.3f} | {r['trie_mb']:.1f} | {r['beam_users_per_s']:.1f} "
               f"({r['beam_users_per_cpu_s']:.1f}) | {r['beam_peak_rss_growth_mb']:.0f} | {r['process_peak_rss_mb']:.0f}")
     print("wrote", args.output)
 
