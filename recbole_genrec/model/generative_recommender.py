@@ -150,7 +150,7 @@ class GenerativeRecommender(SequentialRecommender):
             beam_scores[:, 0], float("-inf"))  # fewer than K items: keep everything
         parts = [bounded_search(self.decoding(self.encode(interaction[idx])), self.trie, threshold[idx])
                  for idx in torch.arange(len(interaction)).split(self.full_rank_batch_users)]
-        return torch.cat([item_score_table(p, self.n_items) for p in parts])
+        return torch.cat([item_score_table(p, self.trie.n_items) for p in parts])
 
     def predict(self, interaction):
         ctx = self.encode(interaction)
