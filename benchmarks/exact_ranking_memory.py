@@ -5,8 +5,10 @@ together.
 Each chunk size runs in a fresh subprocess (so memory freed earlier in the
 process cannot hide the peak): build the model (default size, random weights)
 on the dataset, reset the kernel's peak-RSS counter (``/proc/self/clear_refs``),
-score every item for ``--users`` test users in chunks, and report VmHWM minus
-the RSS before, and users/s.
+rank ``--users`` test users in chunks (``full_sort_predict``: beam search for
+the bound, then branch and bound over the trie; random weights prune little,
+so this is close to decoding every prefix), and report VmHWM minus the RSS
+before, and users/s.
 
     .venv/bin/python benchmarks/exact_ranking_memory.py --threads 1
 
@@ -39,14 +41,14 @@ def worker(args) -> dict:
     from recbole_genrec.quick_start import ensure_dataset
 
     torch.set_num_threads(args.threads)
-    config = GenRecConfig(args.model, args.dataset, config_dict={"loss": "ce"})
+    chunk = args.worker
+    config = GenRecConfig(args.model, args.dataset, config_dict={"loss": "ce", "full_rank_batch_users": chunk})
     ensure_dataset(config)
     init_seed(config["seed"], True)
     dataset = GenRecDataset(config)
     _, _, test = data_preparation(config, dataset)
     model = config.model_class(config, dataset).eval()
     users = cat_interactions([batch[0] for batch in test])[torch.arange(args.users)]
-    chunk = args.worker
     start = time.perf_counter()
     with PeakRSS() as peak, torch.no_grad():
         for i in range(0, args.users, chunk):

@@ -14,7 +14,9 @@ Everything is batched over users and hypotheses: no Python work per beam.
 (APAO Eqs. 5-7) among trie-valid extensions only.  ``full_ranking`` expands
 every trie node instead (a "beam" as wide as each level), so it scores every
 item by the sum of its token log-probs (APAO Eq. 8) -- the exact reference
-that beam search approximates.
+that beam search approximates, and that the exact top-K search
+(:mod:`recbole_genrec.layers.exact_topk`, which decodes only the prefixes that
+can still reach the top K) is tested against.
 """
 
 from dataclasses import dataclass
