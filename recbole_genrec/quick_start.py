@@ -96,7 +96,8 @@ def write_json(path: Path, data: dict, option="--result_file") -> None:
         tmp.write_text(json.dumps(data, indent=1))
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write the result JSON {path} ({e.strerror or e})", option,
                         "give a --result_file in a writable folder") from None
 
@@ -150,36 +151,37 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
     threads = set_torch_threads(config["threads"], logger)
     logger.info(config)
     bars = bars_enabled(config["show_progress"])
-    with logging_redirect_tqdm() if bars else contextlib.nullcontext():  # log lines above bars
-        ensure_dataset(config)
-        dataset = GenRecDataset(config)
-        logger.info(dataset)
-        train_data, valid_data, test_data = data_preparation(config, dataset)
+    trainer = None
+    try:
+        with logging_redirect_tqdm() if bars else contextlib.nullcontext():  # log lines above bars
+            ensure_dataset(config)
+            dataset = GenRecDataset(config)
+            logger.info(dataset)
+            train_data, valid_data, test_data = data_preparation(config, dataset)
 
-        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-        model = config.model_class(config, train_data._dataset).to(config["device"])
-        logger.info(model if config["verbose"] else model_summary(model))
-        trainer = get_trainer(config.model_class)(config, model)
-        tensorboard_name = run_name_for(result_file, config["checkpoint_dir"])
-        trainer.tensorboard = TensorBoardRun(tensorboard_name)
-        trainer.result_file = str(result_file)
-        if config["init_from"]:
-            trainer.init_from_checkpoint(config["init_from"])
-        if resume_state is not None:
-            trainer.resume_from(config["resume_from"], resume_state)
-        header["resume"] = {"last_checkpoint": trainer.last_model_file,
-                            "command": resume_command(config["model"], config["dataset"],
-                                                      config_files, cmd_overrides,
-                                                      trainer.last_model_file)}
-        write_json(result_file, header)
+            init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+            model = config.model_class(config, train_data._dataset).to(config["device"])
+            logger.info(model if config["verbose"] else model_summary(model))
+            trainer = get_trainer(config.model_class)(config, model)
+            tensorboard_name = run_name_for(result_file, config["checkpoint_dir"])
+            trainer.tensorboard = TensorBoardRun(tensorboard_name)
+            trainer.result_file = str(result_file)
+            if config["init_from"]:
+                trainer.init_from_checkpoint(config["init_from"])
+            if resume_state is not None:
+                trainer.resume_from(config["resume_from"], resume_state)
+            header["resume"] = {"last_checkpoint": trainer.last_model_file,
+                                "command": resume_command(config["model"], config["dataset"],
+                                                          config_files, cmd_overrides,
+                                                          trainer.last_model_file)}
+            write_json(result_file, header)
 
-        callback = None
-        if epoch_callback is not None:
-            def callback(epoch, valid_score):
-                epoch_callback(epoch, valid_score, trainer.last_valid_result)
+            callback = None
+            if epoch_callback is not None:
+                def callback(epoch, valid_score):
+                    epoch_callback(epoch, valid_score, trainer.last_valid_result)
 
-        fit_start = perf_counter()
-        try:
+            fit_start = perf_counter()
             best_valid_score, best_valid_result = trainer.fit(
                 train_data, valid_data, saved=saved, show_progress=bars, callback_fn=callback)
             fit_s = perf_counter() - fit_start
@@ -187,9 +189,9 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
             test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=bars,
                                            diagnostics=True)
             test_s = perf_counter() - test_start
-        except BaseException as e:
-            _write_unfinished(result_file, header, trainer, e, saved)
-            raise
+    except BaseException as e:  # Ctrl-C, SIGTERM, divergence, errors: say what is left
+        _write_unfinished(result_file, header, trainer, e, saved)
+        raise
     _log_test(trainer, test_result)
     logger.info(f"best valid: {_plain_metrics(best_valid_result)}")
     logger.info(f"test result: {_plain_metrics(test_result)}")
@@ -221,6 +223,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
         "device": str(config["device"]),
         "torch_threads": threads,
         "checkpoint": trainer.saved_model_file if saved else None,
+        "last_checkpoint": trainer.last_model_file if saved else None,  # training state
         "tensorboard": str(trainer.tensorboard.log_dir),
     }
     write_json(result_file, result)
@@ -232,10 +235,14 @@ def _write_unfinished(result_file, header, trainer, error, saved):
     """The result so far of a run that did not finish, and how to continue it."""
     status = ("interrupted" if isinstance(error, KeyboardInterrupt)
               else "diverged" if type(error).__name__ == "TrainingDiverged" else "failed")
-    last = trainer.last_model_file if saved and Path(trainer.last_model_file).is_file() else None
+    last = (trainer.last_model_file if trainer is not None and saved
+            and Path(trainer.last_model_file).is_file() else None)
+    epochs = len(trainer.epoch_times) if trainer is not None else 0
     partial = {**header, "status": status, "error": f"{type(error).__name__}: {error}",
-               "epochs_done": len(trainer.epoch_times), "best_epoch": trainer.best_epoch,
-               "valid_history": trainer.valid_history, "checkpoint": trainer.saved_model_file}
+               "epochs_done": epochs}
+    if trainer is not None:
+        partial.update(best_epoch=trainer.best_epoch, valid_history=trainer.valid_history,
+                       checkpoint=trainer.saved_model_file)
     if last is None:
         partial.pop("resume", None)
     try:
@@ -246,7 +253,7 @@ def _write_unfinished(result_file, header, trainer, error, saved):
     if status == "interrupted":
         how = (f"continue with:\n  {header['resume']['command']}" if last else
                "no epoch had finished; run the same command again to start over")
-        logger.warning(f"interrupted after {len(trainer.epoch_times)} epoch(s); the result so far "
+        logger.warning(f"interrupted after {epochs} epoch(s); the result so far "
                        f"is in {result_file} (status: interrupted); {how}")
 
 

@@ -19,6 +19,9 @@ def typed_overrides(overrides: dict) -> dict:
 
 
 def remove_checkpoint(path) -> None:
-    """Delete a run's checkpoint file.  Its folder stays: parallel runs that share it
-    may be about to write into it (removing an empty folder raced with their start)."""
-    Path(path).unlink(missing_ok=True)
+    """Delete a run's best checkpoint and its training state (``<name>-last.pth``).
+    Their folder stays: parallel runs that share it may be about to write into it
+    (removing an empty folder raced with their start)."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    path.with_name(f"{path.stem}-last{path.suffix}").unlink(missing_ok=True)

@@ -183,10 +183,15 @@ def load_or_train(run: RunSpec, dataset: str, seed: int, overrides: dict, result
     """
     path = result_path(results_dir, run, seed)
     expected = expected_settings(run, dataset, seed, overrides)
+    resume = None
     if path.is_file():
         result = json.loads(path.read_text())
-        check_result(result, expected, path)
-        return result
+        if result.get("status", "complete") == "complete":
+            check_result(result, expected, path)
+            return result
+        resume = (result.get("resume") or {}).get("last_checkpoint")
+        print(f"[compare] {path} is {result['status']}: "
+              + ("resuming it" if resume and Path(resume).is_file() else "training it again"))
     if not train:
         return None
     from recbole_genrec.quick_start import run as quick_run
@@ -195,6 +200,8 @@ def load_or_train(run: RunSpec, dataset: str, seed: int, overrides: dict, result
     if run.loss:
         cmd["loss"] = run.loss
     cmd.setdefault("checkpoint_dir", str(path.parent / "checkpoints"))
+    if resume and Path(resume).is_file():
+        cmd["resume_from"] = resume
     print(f"[compare] training {run.label} seed={seed} -> {path}", flush=True)
     config_files = [run.config_file] if run.config_file else None
     result = quick_run(run.model, dataset, config_files=config_files, cmd_overrides=cmd,

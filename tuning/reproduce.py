@@ -195,6 +195,8 @@ def stored_result(profile: Profile, run: Run, seed: int, path: Path) -> dict | N
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
+    if result.get("status", "complete") != "complete":  # running when killed, interrupted, ...
+        return None
     expected = {**typed_overrides({k: _cli_value(v) for k, v in
                                            run_overrides(profile, run).items()}),
                 "model": run.model, "dataset": profile.dataset, "seed": seed}
@@ -202,6 +204,21 @@ def stored_result(profile: Profile, run: Run, seed: int, path: Path) -> dict | N
         expected["loss"] = run.loss
     compare.check_result(result, expected, path)
     return result
+
+
+def complete_runs(out: Path) -> int:
+    """How many result JSONs under ``out/runs`` are of finished runs."""
+    return sum(json.loads(p.read_text()).get("status", "complete") == "complete"
+               for p in (out / "runs").glob("*/seed*.json"))
+
+
+def resume_options(path: Path) -> dict:
+    """``{"resume_from": ...}`` when ``path`` holds an unfinished run whose training
+    state exists (the run continues from it), else ``{}``."""
+    if not path.is_file():
+        return {}
+    last = (json.loads(path.read_text()).get("resume") or {}).get("last_checkpoint")
+    return {"resume_from": last} if last and Path(last).is_file() else {}
 
 
 def execute(args: list, log: Path, env: dict) -> tuple[int, float]:
@@ -235,7 +252,8 @@ def run_grid(profile: Profile, out: Path, workers: int, threads: int,
     bar = tqdm(total=total, unit="run", desc=profile.name, disable=not sys.stderr.isatty())
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, bar:
         futures = {pool.submit(execute, command(profile, run, seed, path, extra={
-                                   "checkpoint_dir": str(out / "checkpoints")}),
+                                   "checkpoint_dir": str(out / "checkpoints"),
+                                   **resume_options(path)}),
                                out / "logs" / f"{run.slug}-seed{seed}.log", env):
                    (run, i, seed, path) for run, i, seed, path in jobs}
         for n, future in enumerate(as_completed(futures), start=1):
@@ -243,8 +261,8 @@ def run_grid(profile: Profile, out: Path, workers: int, threads: int,
             code, seconds = future.result()
             elapsed = time.perf_counter() - start
             eta = elapsed / n * (total - n)
-            if code == 0 and path.is_file():
-                result = json.loads(path.read_text())
+            result = json.loads(path.read_text()) if path.is_file() else {}
+            if code == 0 and result.get("status") == "complete":
                 results[run.name][i] = result
                 if result.get("checkpoint") and not keep_checkpoint(run, seed):
                     remove_checkpoint(result["checkpoint"])
@@ -456,11 +474,11 @@ def main(argv=None) -> Path:
     sweep_key = None
     if profile.beam_sweep and any(r.name == profile.beam_sweep["run"] for r in profile.runs):
         sweep_key = (profile.beam_sweep["run"], profile.beam_sweep.get("seed", profile.seeds[0]))
-    runs_before = len(list((out / "runs").glob("*/seed*.json")))
+    runs_before = complete_runs(out)
     results = run_grid(profile, out, args.workers or profile.workers,
                        args.threads or profile.threads,
                        keep_checkpoint=lambda run, seed: (run.name, seed) == sweep_key)
-    runs_done = len(list((out / "runs").glob("*/seed*.json"))) - runs_before
+    runs_done = complete_runs(out) - runs_before
     sweep = run_beam_sweep(profile, out, results, args.threads or profile.threads) \
         if sweep_key else None
     trials_csv, reason = sensitivity_trials(profile, out, overrides)

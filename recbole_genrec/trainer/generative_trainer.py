@@ -47,7 +47,6 @@ from recbole_genrec.progress import progress_bar
 from recbole_genrec.trainer.checkpoint_io import load_checkpoint
 from recbole_genrec.trainer.sequential_trainer import SequentialTrainer
 
-RANKING_MODES = ("beam", "exact")
 
 
 def _cosine(progress: float) -> float:
@@ -62,9 +61,7 @@ class GenerativeTrainer(SequentialTrainer):
     def __init__(self, config, model):
         super().__init__(config, model)
         self.topk = list(config["topk"])
-        self.ranking_mode = config["ranking_mode"]
-        if self.ranking_mode not in RANKING_MODES:
-            raise ValueError(f"ranking_mode={self.ranking_mode!r}: expected one of {RANKING_MODES}")
+        self.ranking_mode = config["ranking_mode"]  # beam | exact (checked by the config)
         if self.ranking_mode == "beam" and max(self.topk) > model.beam_size:
             self.logger.warning(
                 f"beam_size={model.beam_size} < max(topk)={max(self.topk)}: beam search returns "
@@ -76,8 +73,6 @@ class GenerativeTrainer(SequentialTrainer):
             raise ValueError(f"metrics {config['metrics']} need {unsupported}; generative "
                              "evaluation provides ranked lists (rec.topk, rec.items) only")
         self.micro_batch_size = config["micro_batch_size"] or config["train_batch_size"]
-        if config["precision"] not in PRECISIONS:
-            raise ValueError(f"precision={config['precision']!r}: expected one of {list(PRECISIONS)}")
         self.autocast_dtype = PRECISIONS[config["precision"]]
         self.scheduler = None
         self._resumed_scheduler_state = None
