@@ -44,6 +44,7 @@ from recbole_genrec.run_summary import model_summary
 from recbole_genrec.torch_threads import set_torch_threads
 from recbole_genrec.trainer import plain_config
 from recbole_genrec.trainer.checkpoint_io import load_checkpoint
+from recbole_genrec.trainer.divergence import TrainingDiverged
 from recbole_genrec.trainer.sequential_trainer import run_name
 from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, run_name_for
 
@@ -234,7 +235,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
 def _write_unfinished(result_file, header, trainer, error, saved):
     """The result so far of a run that did not finish, and how to continue it."""
     status = ("interrupted" if isinstance(error, KeyboardInterrupt)
-              else "diverged" if type(error).__name__ == "TrainingDiverged" else "failed")
+              else "diverged" if isinstance(error, TrainingDiverged) else "failed")
     last = (trainer.last_model_file if trainer is not None and saved
             and Path(trainer.last_model_file).is_file() else None)
     epochs = len(trainer.epoch_times) if trainer is not None else 0

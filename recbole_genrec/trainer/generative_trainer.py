@@ -40,7 +40,7 @@ from collections import defaultdict
 
 import torch
 from recbole.data.interaction import cat_interactions
-from torch.nn.utils import clip_grad_norm_
+from torch.nn.utils import clip_grad_norm_, get_total_norm
 
 from recbole_genrec.errors import ConfigError
 from recbole_genrec.progress import progress_bar
@@ -120,11 +120,12 @@ class GenerativeTrainer(SequentialTrainer):
             for interaction in train_data:
                 interaction = interaction.to(self.device)
                 self.optimizer.zero_grad()
+                batch_loss = 0.0
                 for micro in self._micro_batches(interaction):
                     with autocast:
                         loss = self.model.calculate_loss(micro)
-                    self._check_nan(loss)
                     (loss * (len(micro) / len(interaction))).backward()
+                    batch_loss += loss.item() * len(micro) / len(interaction)
                     sums["loss"] += loss.item() * len(micro)
                     for name, value in self.model.last_loss_parts.items():
                         sums[name] += float(value) * len(micro)
@@ -132,7 +133,11 @@ class GenerativeTrainer(SequentialTrainer):
                     bar.update(len(micro))
                     bar.set_postfix_str(f"loss {sums['loss'] / n_seen:.4f}", refresh=False)
                 if self.clip_grad_norm:
-                    clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+                    grad_norm = clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+                else:
+                    grad_norm = get_total_norm([p.grad for p in self.model.parameters()
+                                                if p.grad is not None])
+                self.divergence.check(epoch_idx, batch_loss, float(grad_norm))
                 self.optimizer.step()
                 self.scheduler.step()
         means = {name: total / max(1, n_seen) for name, total in sums.items()}

@@ -36,6 +36,7 @@ from recbole.utils import EvaluatorType
 from recbole_genrec.errors import ConfigError
 from recbole_genrec.progress import format_duration, progress_bar, time_left
 from recbole_genrec.trainer.checkpoint_io import atomic_save, load_checkpoint, restore_rng, rng_state
+from recbole_genrec.trainer.divergence import DivergenceMonitor
 from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, discard_writer
 
 
@@ -118,6 +119,7 @@ class SequentialTrainer(Trainer):
         self.valid_times = []
         self.best_epoch = None  # epoch of the best validation so far
         self.valid_history = []  # one dict per validation: epoch, seconds into fit, metrics
+        self.divergence = DivergenceMonitor(config, model)
         self.time_budget = config["train_time_budget"]
         self._budget_clock = BUDGET_CLOCKS[config["train_time_clock"]]
         self._budget_start = None
@@ -323,6 +325,10 @@ class SequentialTrainer(Trainer):
         desc = f"train epoch {epoch_idx} ({epoch_idx + 1}/{self.epochs})"
         total = getattr(train_data, "sample_size", None)
         return progress_bar(total, desc, "sample", show_progress)
+
+    def _check_nan(self, loss):
+        """RecBole calls this for every batch: the divergence checks (NaN included)."""
+        self.divergence.check(self._epoch, float(loss))
 
     def _validates(self, epoch_idx) -> bool:
         """Whether RecBole's ``fit`` validates after this epoch."""

@@ -1,0 +1,69 @@
+"""Divergence detection: stop a run whose training has gone wrong, and say why.
+
+Two signs, checked at every optimizer step (generative trainer) or batch
+(RecBole's models):
+
+* the loss or the gradient norm is NaN or infinite;
+* the loss has stopped moving -- over the last ``divergence_steps`` steps its
+  range is below 1e-4 of its size -- while the parameters' norm has grown
+  more than ``divergence_norm_ratio`` times since training began.  This is
+  what too high a learning rate does to these models: AdamW's steps blow the
+  weights up, the normalised activations saturate and the loss sits at a
+  constant (e.g. ln of the codebook size for TIGER) that never becomes NaN.
+
+Either raises :class:`TrainingDiverged`, a :class:`UserError` naming the epoch
+and step and suggesting a learning rate; the run's result JSON is marked
+``diverged``.
+"""
+
+import math
+from collections import deque
+
+import torch
+
+from recbole_genrec.errors import UserError
+
+PAPER_LR = 5e-4  # APAO §5.1.3; the suggestion never goes above it
+FLAT = 1e-4  # relative range of the loss over the window below which it "has not changed"
+
+
+class TrainingDiverged(UserError):
+    """The training loss or gradients diverged."""
+
+
+def parameter_norm(model) -> float:
+    return float(torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(p.detach()) for p in model.parameters()])))
+
+
+class DivergenceMonitor:
+    def __init__(self, config, model):
+        self.model = model
+        self.learning_rate = config["learning_rate"]
+        self.window = deque(maxlen=config["divergence_steps"])
+        self.norm_ratio = config["divergence_norm_ratio"]
+        self.initial_norm = parameter_norm(model)
+        self.step = 0
+
+    def check(self, epoch: int, loss: float, grad_norm: float | None = None) -> None:
+        """After one step's forward (and backward, when ``grad_norm`` is given)."""
+        self.step += 1
+        if not math.isfinite(loss):
+            self._stop(epoch, f"the training loss is {loss}")
+        if grad_norm is not None and not math.isfinite(grad_norm):
+            self._stop(epoch, f"the gradient norm is {grad_norm} (loss {loss:.4g})")
+        self.window.append(loss)
+        if len(self.window) < self.window.maxlen:
+            return
+        spread = max(self.window) - min(self.window)
+        if spread <= FLAT * max(1.0, abs(loss)):
+            ratio = parameter_norm(self.model) / max(self.initial_norm, 1e-12)
+            if ratio > self.norm_ratio:
+                self._stop(epoch, f"the loss has stayed at {loss:.4f} for {len(self.window)} steps "
+                                  f"while the weights' norm grew {ratio:.3g}x")
+
+    def _stop(self, epoch, why):
+        lr = self.learning_rate
+        raise TrainingDiverged(f"training diverged: {why}", f"epoch {epoch}, step {self.step}",
+                               f"lower --learning_rate (now {lr:g}), e.g. to "
+                               f"{min(lr / 10, PAPER_LR):g}, or clip gradients (clip_grad_norm)")

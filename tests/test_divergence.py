@@ -1,0 +1,86 @@
+"""Divergence detection (recbole_genrec/trainer/divergence.py)."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from generative_setup import TINY_ARCH
+from recbole_genrec.quick_start import run
+from recbole_genrec.trainer.divergence import DivergenceMonitor, TrainingDiverged, parameter_norm
+
+
+def monitor(steps=3, ratio=10.0, lr=1e-3):
+    model = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2))  # norm sqrt(2)
+    config = {"learning_rate": lr, "divergence_steps": steps, "divergence_norm_ratio": ratio}
+    return DivergenceMonitor(config, model), model
+
+
+def test_parameter_norm_by_hand():
+    _, model = monitor()
+    assert parameter_norm(model) == pytest.approx(math.sqrt(2))
+
+
+@pytest.mark.parametrize("loss, grad, fragment", [
+    (float("nan"), None, "the training loss is nan"),
+    (float("inf"), None, "the training loss is inf"),
+    (1.0, float("inf"), "the gradient norm is inf"),
+])
+def test_non_finite_loss_or_gradient_stops_at_once(loss, grad, fragment):
+    m, _ = monitor()
+    m.check(0, 2.0, 1.0)
+    with pytest.raises(TrainingDiverged, match=fragment + r".*\(epoch 4, step 2\); lower "
+                                               r"--learning_rate \(now 0.001\), e.g. to 0.0001"):
+        m.check(4, loss, grad)
+
+
+def test_flat_loss_with_exploding_weights_stops():
+    m, model = monitor(steps=3, ratio=10.0, lr=1e6)
+    with torch.no_grad():
+        model.weight.mul_(11)  # norm grew 11x > 10
+    m.check(0, 1.3863)
+    m.check(0, 1.3863)
+    with pytest.raises(TrainingDiverged, match=r"stayed at 1.3863 for 3 steps while the "
+                                               r"weights' norm grew 11x.*e.g. to 0.0005"):
+        m.check(1, 1.3863)
+
+
+@pytest.mark.parametrize("grow, losses", [
+    (9.0, [1.0, 1.0, 1.0, 1.0]),        # flat, but the weights grew less than the ratio
+    (100.0, [1.0, 0.99, 1.0, 0.98]),    # weights grew, but the loss still moves
+    (100.0, [1.0, 1.0]),                # flat and grown, but fewer steps than the window
+])
+def test_no_false_alarm(grow, losses):
+    m, model = monitor(steps=3, ratio=10.0)
+    with torch.no_grad():
+        model.weight.mul_(grow)
+    for loss in losses:
+        m.check(0, loss)
+
+
+@pytest.mark.parametrize("model, loss", [("TIGER", "ce"), ("LlamaGR", "apao"), ("SASRec", None)])
+def test_too_high_learning_rate_marks_the_result_diverged(tiny_dataset, tmp_path, model, loss):
+    """The issue's case: lr 1e6 keeps TIGER at a constant, finite loss with exploding
+    weights; a NaN-producing rate stops at once.  The run ends with TrainingDiverged and
+    a result JSON marked diverged, not with test metrics."""
+    options = {**tiny_dataset.config, "epochs": 40, "divergence_steps": 5}
+    if loss:
+        options.update(TINY_ARCH[model], loss=loss, learning_rate=1e6, pruning_rate_users=0)
+    else:
+        options.update(n_layers=1, n_heads=1, hidden_size=8, inner_size=16, learning_rate=1e30)
+    result_file = tmp_path / "r.json"
+    with pytest.raises(TrainingDiverged, match="training diverged"):
+        run(model, tiny_dataset.name, config_dict=options, result_file=result_file)
+    result = json.loads(result_file.read_text())
+    assert result["status"] == "diverged" and "TrainingDiverged" in result["error"]
+    assert "test" not in result and result["epochs_done"] < 40
+
+
+def test_normal_training_is_not_stopped(tiny_dataset, tmp_path):
+    result = run("TIGER", tiny_dataset.name, config_dict={
+        **tiny_dataset.config, **TINY_ARCH["TIGER"], "epochs": 8, "divergence_steps": 3,
+        "pruning_rate_users": 0}, result_file=tmp_path / "r.json")
+    assert result["status"] == "complete" and result["timings"]["epochs_run"] == 8
