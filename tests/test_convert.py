@@ -224,3 +224,69 @@ def test_item_json_not_an_object(tmp_path):
     (src / "Toy.item.json").write_text(json.dumps({"0": "just a title"}))
     with pytest.raises(DatasetFormatError, match=r"Toy\.item\.json: item 0"):
         convert(src, tmp_path / "out", "Toy")
+
+
+# -- data that would be silently dropped is an error (issue 12) -------------------
+
+def test_user_listed_three_times_is_an_error(tmp_path):
+    src = write_json_dataset(tmp_path / "src", "Toy", SEQUENCES, CODES)
+    (src / "Toy.inter.json").write_text('{"0": [1, 2], "1": [3, 4], "0": [5], "0": [2, 3]}')
+    with pytest.raises(DatasetFormatError, match=r"key '0' is listed 3 times \(.*Toy\.inter\.json\)"
+                                                 r"; merge its entries into one"):
+        convert(src, tmp_path / "out", "Toy")
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_same_user_under_two_spellings_is_an_error(tmp_path):
+    src = write_json_dataset(tmp_path / "src", "Toy", SEQUENCES, CODES)
+    (src / "Toy.inter.json").write_text(json.dumps({"7": [1, 2], "07": [3, 4]}))
+    with pytest.raises(DatasetFormatError, match=r"user '07' is user 7 again"):
+        convert(src, tmp_path / "out", "Toy")
+
+
+def test_item_listed_twice_in_the_index_is_an_error(tmp_path):
+    src = write_json_dataset(tmp_path / "src", "Toy", SEQUENCES, CODES)
+    index = src / "Toy.index.rq-kmeans.json"
+    index.write_text(index.read_text()[:-1] + ', "3": ["<a_0>", "<b_0>", "<c_0>"]}')
+    with pytest.raises(DatasetFormatError, match=r"key '3' is listed 2 times"):
+        convert(src, tmp_path / "out", "Toy")
+
+
+@pytest.mark.parametrize("which, fragment", [("inter", "no users"), ("index.rq-kmeans", "no items")])
+def test_empty_input_is_an_error(tmp_path, which, fragment):
+    src = write_json_dataset(tmp_path / "src", "Toy", SEQUENCES, CODES)
+    (src / f"Toy.{which}.json").write_text("{}")
+    with pytest.raises(DatasetFormatError, match=fragment):
+        convert(src, tmp_path / "out", "Toy")
+
+
+def test_text_of_an_item_without_semantic_id_is_an_error(tmp_path):
+    src = write_json_dataset(tmp_path / "src", "Toy", SEQUENCES, CODES,
+                             {**TEXTS, 999: {"title": "ghost"}})
+    with pytest.raises(DatasetFormatError, match=r"1 item text record\(s\) for items without a "
+                                                 r"semantic ID \(first: 999\)"):
+        convert(src, tmp_path / "out", "Toy")
+
+
+def test_missing_source_folder_is_one_line_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "recbole_genrec.data.convert",
+                           f"--src={tmp_path / 'nope'}", f"--dst={tmp_path / 'out'}"],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"error: source folder {tmp_path / 'nope'} does not exist (--src); give the folder that "
+        "holds <D>.inter.json and <D>.index.rq-kmeans.json (see shared/data/README.md)"]
+
+
+def test_atomic_item_file_with_a_repeated_item_is_an_error(tmp_path):
+    from recbole_genrec.data.import_atomic import import_atomic
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Mine.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n1\t10\t5\n")
+    (src / "Mine.item").write_text("item_id:token\ttitle:token_seq\n10\ta\n10\tb\n")
+    with pytest.raises(DatasetFormatError, match=r"item '10' has 2 rows \(.*Mine\.item\)"):
+        import_atomic(src, tmp_path / "out", "Mine")
+    (src / "Mine.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n")
+    with pytest.raises(DatasetFormatError, match=r"no interactions \(.*Mine\.inter\)"):
+        import_atomic(src, tmp_path / "out", "Mine")

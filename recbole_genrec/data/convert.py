@@ -76,10 +76,27 @@ class ConversionReport:
         )
 
 
+def _unique_keys(path: Path):
+    """``object_pairs_hook`` that refuses a key listed twice (``json`` keeps the last)."""
+    def hook(pairs):
+        counts = {}
+        for key, _ in pairs:
+            counts[key] = counts.get(key, 0) + 1
+        repeated = {k: n for k, n in counts.items() if n > 1}
+        if repeated:
+            key, n = next(iter(repeated.items()))
+            raise DatasetFormatError(
+                f"key {key!r} is listed {n} times", str(path),
+                f"merge its entries into one ({len(repeated)} repeated key(s); reading would "
+                "keep only the last and drop the others)")
+        return dict(pairs)
+    return hook
+
+
 def _load_json(path: Path):
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return json.load(f, object_pairs_hook=_unique_keys(path))
     except FileNotFoundError:
         raise DatasetFormatError(f"{path}: file not found") from None
     except json.JSONDecodeError as e:
@@ -99,9 +116,15 @@ def read_interactions(path: Path) -> dict[int, list[int]]:
     raw = _load_json(path)
     if not isinstance(raw, dict):
         raise DatasetFormatError(f"{path}: expected an object {{user: [item, ...]}}")
+    if not raw:
+        raise DatasetFormatError("no users", str(path),
+                                 "give at least one user with a list of item indices")
     sequences = {}
     for user, items in raw.items():
         uid = _int_key(path, user, "user")
+        if uid in sequences:  # "7" and "07"
+            raise DatasetFormatError(f"user {user!r} is user {uid} again", str(path),
+                                     "list each user once")
         if not isinstance(items, list) or not items:
             raise DatasetFormatError(
                 f"{path}: user {user}: expected a non-empty list of item indices"
@@ -119,9 +142,14 @@ def read_semantic_ids(path: Path) -> dict[int, list[int]]:
     raw = _load_json(path)
     if not isinstance(raw, dict):
         raise DatasetFormatError(f"{path}: expected an object {{item: [code, ...]}}")
+    if not raw:
+        raise DatasetFormatError("no items", str(path), "give every item its semantic-ID tokens")
     codes, n_levels, letters = {}, None, None
     for item, tokens in raw.items():
         iid = _int_key(path, item, "item")
+        if iid in codes:
+            raise DatasetFormatError(f"item {item!r} is item {iid} again", str(path),
+                                     "list each item once")
         if not isinstance(tokens, list) or not tokens:
             raise DatasetFormatError(
                 f"{path}: item {item}: expected a non-empty list of code tokens"
@@ -181,6 +209,10 @@ def convert(src: Path, dst: Path, name: str | None = None, show_progress: bool =
     semantic IDs from ``python -m recbole_genrec.tokenize``.
     """
     src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise DatasetFormatError(f"source folder {src} does not exist", "--src",
+                                 "give the folder that holds <D>.inter.json and "
+                                 "<D>.index.rq-kmeans.json (see shared/data/README.md)")
     name = name or src.name
     inter_path = src / f"{name}.inter.json"
     index_path = src / f"{name}.index.rq-kmeans.json"
@@ -200,6 +232,11 @@ def convert(src: Path, dst: Path, name: str | None = None, show_progress: bool =
                 f"interactions for this user"
             )
     texts = read_texts(item_path) if item_path.exists() else None
+    if texts is not None and set(texts) - set(codes):
+        stray = sorted(set(texts) - set(codes))
+        raise DatasetFormatError(
+            f"{len(stray)} item text record(s) for items without a semantic ID (first: "
+            f"{stray[0]})", str(item_path), f"add them to {index_path.name} or remove them")
 
     report = ConversionReport(dataset=name)
     report.n_users = len(sequences)

@@ -74,12 +74,22 @@ def import_atomic(src: Path, dst: Path, name: str | None = None) -> ImportReport
     inter_path, item_path = src / f"{name}.inter", src / f"{name}.item"
     inter = _read_atomic(inter_path)
     user, item, time = (_column(inter, inter_path, c) for c in REQUIRED)
+    if inter.empty:
+        raise DatasetFormatError("no interactions", str(inter_path),
+                                 "give at least one user_id / item_id / timestamp row")
     try:
         seconds = inter[time].astype(float)
     except ValueError:
         raise DatasetFormatError(f"{inter_path}: {time} holds non-numeric values") from None
     items = _read_atomic(item_path)
-    catalogue = set(items[_column(items, item_path, "item_id")])
+    item_ids = items[_column(items, item_path, "item_id")]
+    repeated = item_ids[item_ids.duplicated()]
+    if len(repeated):
+        raise DatasetFormatError(
+            f"item {repeated.iloc[0]!r} has {int((item_ids == repeated.iloc[0]).sum())} rows",
+            str(item_path), f"keep one row per item ({repeated.nunique()} repeated item id(s); "
+            "RecBole would silently keep one)")
+    catalogue = set(item_ids)
     unknown = inter[item][~inter[item].isin(catalogue)]
     if len(unknown):
         raise DatasetFormatError(
