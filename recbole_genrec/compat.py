@@ -25,9 +25,18 @@ Imported first by :mod:`recbole_genrec`; each fix is narrow and tested in
   trainer module's ``amp`` gets ``torch.amp.GradScaler("cuda", ...)``, the
   replacement torch names.
 * ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, and
-  RecBole pickles its ``Config`` into checkpoints.  That is not patched
-  globally: this project's trainers write plain-data checkpoints
-  (:mod:`recbole_genrec.trainer.checkpoint`).
+  RecBole's ``Trainer._save_checkpoint`` pickles its ``Config`` into every
+  checkpoint, so RecBole's own ``evaluate(load_best_model=True)`` and
+  ``resume_checkpoint`` failed to read them back.  ``torch.load`` is not patched
+  (no blanket ``weights_only=False``); instead RecBole's ``_save_checkpoint``
+  writes the config as plain data (:mod:`recbole_genrec.plain_data`), which
+  ``weights_only`` loading accepts, so RecBole's trainers (and
+  ``recbole.quick_start.run_recbole``) reload their best model again.  Not
+  covered: checkpoints written by RecBole without this module (they still hold a
+  pickled ``Config``), and ``recbole.quick_start.load_data_and_model``, which
+  needs the ``Config`` object itself -- load such files yourself with
+  ``weights_only=False`` if you trust them.  This project's trainers write
+  plain-data checkpoints of their own (:mod:`recbole_genrec.trainer.checkpoint_io`).
 """
 
 import numpy as np
@@ -83,6 +92,33 @@ class _CudaAmp:
 
 
 _recbole_trainer.amp = _CudaAmp
+
+
+# -- RecBole's checkpoints as plain data (torch.load weights_only) ---------------------
+
+from recbole_genrec.plain_data import plain_config  # noqa: E402
+
+
+def _save_plain_checkpoint(self, epoch, verbose=True, **kwargs):
+    """``Trainer._save_checkpoint`` with the config as plain data, not a pickled ``Config``."""
+    if not self.config["single_spec"] and self.config["local_rank"] != 0:
+        return
+    saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+    state = {
+        "config": plain_config(self.config),
+        "epoch": epoch,
+        "cur_step": self.cur_step,
+        "best_valid_score": float(self.best_valid_score),
+        "state_dict": self.model.state_dict(),
+        "other_parameter": self.model.other_parameter(),
+        "optimizer": self.optimizer.state_dict(),
+    }
+    torch.save(state, saved_model_file)
+    if verbose:
+        self.logger.info(f"Saving current: {saved_model_file}")
+
+
+_recbole_trainer.Trainer._save_checkpoint = _save_plain_checkpoint
 
 
 # -- pandas: fill by assignment, lengths by map ---------------------------------------

@@ -111,13 +111,30 @@ def test_checkpoint_loads_with_weights_only(tiny_dataset, tmp_path):
         resumed.evaluate(test, load_best_model=False)
 
 
-def test_recbole_checkpoint_needs_pickle(tiny_dataset, tmp_path):
-    """The trap: RecBole's Trainer pickles its Config, which weights_only=True refuses."""
-    config, _, (train, _, _) = _trainer(tiny_dataset, seed=1)
+def test_recbole_trainer_reloads_its_best_checkpoint(tiny_dataset, tmp_path):
+    """The trap: RecBole's Trainer pickled its Config, which torch.load's weights_only
+    default refuses, so its own evaluate(load_best_model=True) failed.  Its checkpoints
+    are plain data now: RecBole's fit -> evaluate path works, torch.load unpatched."""
+    config, _, (train, valid, test) = _trainer(tiny_dataset, seed=1)
     model = config.model_class(config, train._dataset)
     trainer = Trainer(config, model)
-    path = tmp_path / "recbole.pth"
-    trainer._save_checkpoint(0, saved_model_file=str(path), verbose=False)
+    trainer.saved_model_file = str(tmp_path / "recbole.pth")
+    trainer.fit(train, valid, verbose=False, saved=True)
+    checkpoint = torch.load(trainer.saved_model_file, weights_only=True)
+    assert checkpoint["config"]["model"] == "SASRec" and isinstance(checkpoint["config"], dict)
+    result = trainer.evaluate(test, load_best_model=True)  # RecBole's own reload
+    assert 0 <= result["ndcg@10"] <= 1
+    resumed = Trainer(config, config.model_class(config, train._dataset))
+    resumed.resume_checkpoint(trainer.saved_model_file)  # RecBole's own resume
+    assert resumed.start_epoch == checkpoint["epoch"] + 1
+
+
+def test_checkpoint_with_a_pickled_config_is_still_refused(tiny_dataset, tmp_path):
+    """What is not covered: a checkpoint that holds RecBole's Config object (written
+    without this project) is refused by weights_only loading, as torch intends."""
+    config, _, _ = _trainer(tiny_dataset, seed=1)
+    path = tmp_path / "pickled.pth"
+    torch.save({"config": config, "state_dict": {}}, path)
     with pytest.raises(Exception, match="[Ww]eights only load failed"):
         torch.load(path, weights_only=True)
 

@@ -21,19 +21,18 @@
   RecBole's ``Loss/Train`` (subclasses add theirs in ``epoch_scalars``).
 """
 
-import enum
 import os
 import uuid
 from pathlib import Path
 from time import perf_counter, process_time
 
-import numpy as np
 import torch
 from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.trainer import Trainer
 from recbole.utils import EvaluatorType
 
 from recbole_genrec.errors import ConfigError
+from recbole_genrec.plain_data import plain_config, plain_value  # noqa: F401 (re-exported)
 from recbole_genrec.progress import format_duration, progress_bar, time_left
 from recbole_genrec.trainer.checkpoint_io import atomic_save, load_checkpoint, restore_rng, rng_state
 from recbole_genrec.trainer.divergence import DivergenceMonitor
@@ -48,25 +47,6 @@ RESUME_MAY_DIFFER = {"resume_from", "result_file", "show_progress", "verbose", "
 
 class TrainingBudgetReached(Exception):
     """Raised before an epoch that would overrun ``train_time_budget``."""
-
-
-def plain_value(value):
-    """Map a config value to JSON/YAML-safe primitives (enums, devices -> str)."""
-    if isinstance(value, dict):
-        return {str(k): plain_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain_value(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.name
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
-
-
-def plain_config(config) -> dict:
-    return plain_value(dict(config.final_config_dict))
 
 
 def run_name(config) -> str:
