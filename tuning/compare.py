@@ -48,8 +48,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tuning import significance as sig
+from recbole_genrec.cli import UsageError
 from recbole_genrec.config import read_yaml
+from recbole_genrec.errors import run_cli
+from tuning import significance as sig
 from tuning.common import remove_checkpoint, typed_overrides
 
 DEFAULT_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
@@ -470,18 +472,18 @@ def main(argv=None) -> Table | None:
     overrides = parse_overrides(rest)
     for key in ("model", "dataset", "loss", "seed", "config_files", "result_file"):
         if key in overrides:
-            raise SystemExit(f"error: --{key} is set per run by tuning.compare")
+            raise UsageError(f"--{key} is set per run by tuning.compare")
     try:
         runs = [parse_run(s) for s in args.runs]
         methods = [parse_run(s) for s in args.methods] if args.methods is not None else None
         seeds = parse_seeds(args.seeds, args.first_seed)
     except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+        raise UsageError(f"{e}") from None
     runs += [m for m in methods or [] if m.spec not in {r.spec for r in runs}]
     for what in ("label", "slug"):
         names = [getattr(r, what) for r in runs]
         if len(set(names)) != len(names):
-            raise SystemExit(f"error: two runs share a {what} ({', '.join(names)}): give "
+            raise UsageError(f"two runs share a {what} ({', '.join(names)}): give "
                              "their config files different names")
     roles = assign_roles(runs, methods)
     out = args.out or Path("saved") / "compare" / args.dataset
@@ -518,4 +520,4 @@ def _is_number(x) -> bool:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -50,6 +50,8 @@ from tqdm import tqdm
 
 from recbole_genrec.config import PROJECT_ROOT, read_yaml
 from recbole_genrec.registry import get_model, is_generative
+from recbole_genrec.cli import UsageError
+from recbole_genrec.errors import run_cli
 from tuning import compare, figures
 from tuning.common import remove_checkpoint, typed_overrides
 
@@ -452,18 +454,18 @@ def main(argv=None) -> Path:
     overrides = parse_overrides(rest)
     for key in ("model", "loss", "seed", "result_file"):
         if key in overrides:
-            raise SystemExit(f"error: --{key} is set per run by the profile")
+            raise UsageError(f"--{key} is set per run by the profile")
     dataset = overrides.pop("dataset", None)
     try:
         profile = load_profile(args.profile, typed_overrides(overrides))
     except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+        raise UsageError(f"{e}") from None
     profile.dataset = dataset or profile.dataset
     if args.only:
         wanted = args.only.split(",")
         unknown = sorted(set(wanted) - {r.name for r in profile.runs})
         if unknown:
-            raise SystemExit(f"error: --only names unknown run(s) {unknown}")
+            raise UsageError(f"--only names unknown run(s) {unknown}")
         profile.runs = [r for r in profile.runs if r.name in wanted]
     out = (args.out or Path("saved") / "reproduce" / profile.name).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -492,4 +494,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

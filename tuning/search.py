@@ -57,6 +57,8 @@ from ray import tune
 from recbole_genrec.config import read_yaml
 from recbole_genrec.progress import bars_enabled, format_duration, progress_bar, time_left
 from recbole_genrec.trainer import plain_value
+from recbole_genrec.cli import UsageError
+from recbole_genrec.errors import run_cli
 from tuning.common import remove_checkpoint, typed_overrides
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -592,24 +594,24 @@ def main(argv=None) -> dict:
 
     if args.resume:
         if not ((exp_dir / SETTINGS).is_file() and tune.Tuner.can_restore(str(exp_dir))):
-            raise SystemExit(f"error: --resume: no search to resume in {exp_dir} (none was "
+            raise UsageError(f"--resume: no search to resume in {exp_dir} (none was "
                              "started there, or it stopped before its first trial): start it "
                              "without --resume")
         settings = SearchSettings(**json.loads((exp_dir / SETTINGS).read_text()))
         print(f"[search] resuming {exp_dir} (settings from {SETTINGS}; other options ignored)")
     else:
         if exp_dir.exists() and set(os.listdir(exp_dir)) - {SETTINGS}:  # settings alone: no trial
-            raise SystemExit(f"error: {exp_dir} already holds a search: pass --resume to "
+            raise UsageError(f"{exp_dir} already holds a search: pass --resume to "
                              "continue it or choose another --name")
         try:
             settings = settings_from_args(args, overrides)
         except ValueError as e:
-            raise SystemExit(f"error: {e}") from None
+            raise UsageError(f"{e}") from None
         config = check_config(settings)
         settings.metric = (settings.metric or str(config["valid_metric"])).lower()
         reported = {f"{m.lower()}@{k}" for m in config["metrics"] for k in config["topk"]}
         if settings.metric not in reported | {"valid_score"}:
-            raise SystemExit(f"error: --metric={settings.metric} is not reported; choose "
+            raise UsageError(f"--metric={settings.metric} is not reported; choose "
                              f"valid_score or one of {', '.join(sorted(reported))}")
         settings.mode = settings.mode or ("max" if config["valid_metric_bigger"] else "min")
         settings.max_epochs = max(1, int(config["epochs"]) // max(1, int(config["eval_step"])))
@@ -687,4 +689,4 @@ def _first_line(error) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(EXIT_INTERRUPTED if main()["interrupted"] else 0)
+    run_cli(lambda argv: EXIT_INTERRUPTED if main(argv)["interrupted"] else 0)
