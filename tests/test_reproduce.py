@@ -186,3 +186,36 @@ def test_bf16_autocast_trains_and_bad_precision_is_named(tiny_dataset):
     assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay fp32
     with pytest.raises(ConfigError, match="precision='fp16' is not one of fp32, bf16"):
         build("TIGER", tiny_dataset, precision="fp16")
+
+
+def test_ctrl_c_says_how_to_continue_and_unfinished_runs_resume(tiny_dataset, tmp_path, monkeypatch):
+    """SIGINT to the process group (what Ctrl-C sends): the driver names the command to
+    continue; its worker writes an interrupted result, which the next invocation resumes
+    from its training state (or retrains, when no epoch had finished)."""
+    profile, out = write_profile(tmp_path), tmp_path / "out"
+    args = [f"--profile={profile}", f"--data_path={tiny_dataset.data_path}", f"--out={out}"]
+    proc = subprocess.Popen([sys.executable, "-m", "tuning.reproduce", *args], cwd=PROJECT_ROOT,
+                            start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not complete(out) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # into the next run
+    os.killpg(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT, output
+    assert "[reproduce] INTERRUPTED:" in output and "continue with the same command" in output
+    assert "-m tuning.reproduce --profile=" in output and "Traceback" not in output
+    unfinished = [json.loads(p.read_text()) for p in (out / "runs").glob("*/seed*.json")
+                  if json.loads(p.read_text())["status"] != "complete"]
+    assert all(r["status"] == "interrupted" for r in unfinished)
+    resumable = {r["resume"]["last_checkpoint"] for r in unfinished if "resume" in r}
+
+    executed = []
+    real_execute = reproduce.execute
+    monkeypatch.setattr(reproduce, "execute",
+                        lambda a, log, env: executed.append(a) or real_execute(a, log, env))
+    reproduce.main(args)
+    assert len(complete(out)) == 4
+    for last in resumable:
+        assert any(f"--resume_from={last}" in a for a in executed)

@@ -493,8 +493,17 @@ def main(argv=None) -> Table | None:
     for run in runs:
         results[run.label] = []
         for seed in seeds:
-            result = load_or_train(run, args.dataset, seed, overrides, results_dir,
-                                   train=not args.no_train, keep_checkpoints=args.keep_checkpoints)
+            try:
+                result = load_or_train(run, args.dataset, seed, overrides, results_dir,
+                                       train=not args.no_train,
+                                       keep_checkpoints=args.keep_checkpoints)
+            except KeyboardInterrupt:
+                print(f"\n[compare] INTERRUPTED; finished runs are kept in {results_dir}; "
+                      "continue with the same command (the interrupted run resumes from its "
+                      "last epoch):\n  " + shlex.join([sys.executable, "-m", "tuning.compare",
+                                                      *(sys.argv[1:] if argv is None else argv)]),
+                      flush=True)
+                raise
             if result is None:
                 missing.append(run_command(run, args.dataset, seed, overrides,
                                            result_path(results_dir, run, seed)))

@@ -39,6 +39,7 @@ import csv
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -477,13 +478,20 @@ def main(argv=None) -> Path:
     if profile.beam_sweep and any(r.name == profile.beam_sweep["run"] for r in profile.runs):
         sweep_key = (profile.beam_sweep["run"], profile.beam_sweep.get("seed", profile.seeds[0]))
     runs_before = complete_runs(out)
-    results = run_grid(profile, out, args.workers or profile.workers,
-                       args.threads or profile.threads,
-                       keep_checkpoint=lambda run, seed: (run.name, seed) == sweep_key)
+    try:
+        results = run_grid(profile, out, args.workers or profile.workers,
+                           args.threads or profile.threads,
+                           keep_checkpoint=lambda run, seed: (run.name, seed) == sweep_key)
+        sweep = run_beam_sweep(profile, out, results, args.threads or profile.threads) \
+            if sweep_key else None
+        trials_csv, reason = sensitivity_trials(profile, out, overrides)
+    except KeyboardInterrupt:
+        print(f"\n[reproduce] INTERRUPTED: {complete_runs(out)} finished run(s) are kept in "
+              f"{out / 'runs'}; continue with the same command (finished runs are skipped, "
+              "unfinished ones resume from their last epoch):\n  "
+              + shlex.join([sys.executable, "-m", "tuning.reproduce", *argv]), flush=True)
+        raise
     runs_done = complete_runs(out) - runs_before
-    sweep = run_beam_sweep(profile, out, results, args.threads or profile.threads) \
-        if sweep_key else None
-    trials_csv, reason = sensitivity_trials(profile, out, overrides)
     with open(out / INVOCATIONS, "a", encoding="utf-8") as f:
         f.write(json.dumps({"command": "python -m tuning.reproduce " + " ".join(argv),
                             "started": started, "wall_s": round(time.perf_counter() - start, 1),
