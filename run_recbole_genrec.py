@@ -27,6 +27,9 @@ def main(argv=None):
     dataset = overrides.pop("dataset", "Office")
     config_files = overrides.pop("config_files", "").split()
     result = run(model, dataset, config_files=config_files, cmd_overrides=overrides)
+    if result is None:  # a data-parallel run whose rank 0 is on another machine
+        print("rank 0 runs on another machine; it writes the result JSON", flush=True)
+        return None
     print(run_summary(result, reevaluate_command(argv, result)), flush=True)
     return result
 

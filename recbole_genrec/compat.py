@@ -24,6 +24,9 @@ Imported first by :mod:`recbole_genrec`; each fix is narrow and tested in
   deprecated since torch 2.4 (a FutureWarning on every classic-model run); the
   trainer module's ``amp`` gets ``torch.amp.GradScaler("cuda", ...)``, the
   replacement torch names.
+* RecBole's trainers wrap the model in ``DistributedDataParallel`` with
+  ``device_ids=[local_rank]``, which torch refuses for CPU modules; on CPU it gets
+  ``device_ids=None`` (data-parallel runs with Gloo, :mod:`recbole_genrec.distributed`).
 * ``torch.load`` defaults to ``weights_only=True`` since torch 2.6, and
   RecBole's ``Trainer._save_checkpoint`` pickles its ``Config`` into every
   checkpoint, so RecBole's own ``evaluate(load_best_model=True)`` and
@@ -119,6 +122,21 @@ def _save_plain_checkpoint(self, epoch, verbose=True, **kwargs):
 
 
 _recbole_trainer.Trainer._save_checkpoint = _save_plain_checkpoint
+
+
+# -- DistributedDataParallel on CPU ---------------------------------------------------
+
+from torch.nn.parallel import DistributedDataParallel as _DDP  # noqa: E402
+
+
+def _data_parallel(module, device_ids=None, **kwargs):
+    """RecBole wraps every model as ``DistributedDataParallel(model, device_ids=[rank])``,
+    which torch refuses for a CPU module (Gloo): ``device_ids`` must be None there."""
+    on_cpu = next(module.parameters()).device.type == "cpu"
+    return _DDP(module, device_ids=None if on_cpu else device_ids, **kwargs)
+
+
+_recbole_trainer.DistributedDataParallel = _data_parallel
 
 
 # -- pandas: fill by assignment, lengths by map ---------------------------------------

@@ -36,7 +36,7 @@ DATASET_ROOT = PROJECT_ROOT / "dataset"
 
 # options consumed by the entry point rather than by a property file
 RUN_OPTIONS = {"model", "dataset", "loss", "config_files", "result_file", "init_from",
-               "resume_from"}
+               "resume_from", "local_rank"}
 
 
 # PyYAML (YAML 1.1) reads ``5e-6`` as a string; RecBole's config loader adds this
@@ -140,6 +140,31 @@ class GenRecConfig(Config):
         super()._load_internal_config_dict(model, model_class, dataset)
         # RecBole's default is the relative "dataset/"; ours is the project's folder
         self.internal_config_dict["data_path"] = str(DATASET_ROOT)
+
+    def _init_device(self):
+        """RecBole's, except that a rank of a data-parallel run joins its process group
+        with the backend its device needs (Gloo on CPU; RecBole always asks for NCCL)."""
+        if "local_rank" not in self.final_config_dict:
+            return super()._init_device()
+        import torch
+        import torch.distributed as dist
+
+        from recbole_genrec.distributed import backend_for
+
+        config = self.final_config_dict
+        config["gpu_id"] = str(config["gpu_id"])
+        cuda = bool(config["gpu_id"]) and torch.cuda.is_available()
+        local_rank = config["local_rank"]
+        device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+        if cuda:
+            torch.cuda.set_device(device)
+        world = config["world_size"] if config["world_size"] > 0 else config["nproc"]
+        dist.init_process_group(backend=backend_for(device), rank=local_rank + config["offset"],
+                                world_size=world,
+                                init_method=f"tcp://{config['ip']}:{config['port']}")
+        config.update(device=device, single_spec=False, world_size=world)
+        if dist.get_rank() != 0:  # rank 0 logs, shows progress and writes the results
+            config.update(state="error", show_progress=False, verbose=False)
 
     def _set_default_parameters(self):
         super()._set_default_parameters()

@@ -34,6 +34,7 @@ from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from recbole_genrec import distributed
 from recbole_genrec.config import PROJECT_ROOT, GenRecConfig
 from recbole_genrec.data.convert import convert
 from recbole_genrec.data.dataset import GenRecDataset
@@ -138,6 +139,10 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
     """
     start = perf_counter()
     config = GenRecConfig(model, dataset, config_files, config_dict, cmd_overrides)
+    if config["nproc"] > 1 and config["single_spec"]:  # start the ranks, each runs this
+        return run_data_parallel(model, dataset, config_files, config_dict, cmd_overrides,
+                                 result_file, config)
+    main = distributed.is_main()
     resume_state = (load_checkpoint(config["resume_from"], "--resume_from")
                     if config["resume_from"] else None)
     init_seed(config["seed"], config["reproducibility"])
@@ -145,17 +150,22 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
     init_logger(config)
     logger = logging.getLogger()
     ensure_writable_folder(config["checkpoint_dir"], "--checkpoint_dir")
-    result_file = resolve_result_file(config, result_file or config["result_file"], resume_state)
+    result_file = distributed.broadcast(
+        resolve_result_file(config, result_file or config["result_file"], resume_state)
+        if main else None)
     header = {"status": "running", "model": config["model"], "dataset": config["dataset"],
               "loss": config["loss"], "config": plain_config(config)}
-    write_json(result_file, header)  # claims the name and checks it is writable, before training
+    if main:  # claims the name and checks it is writable, before training
+        write_json(result_file, header)
     threads = set_torch_threads(config["threads"], logger)
     logger.info(config)
     bars = bars_enabled(config["show_progress"])
     trainer = None
     try:
         with logging_redirect_tqdm() if bars else contextlib.nullcontext():  # log lines above bars
-            ensure_dataset(config)
+            if main:
+                ensure_dataset(config)
+            distributed.barrier()  # converted once, by rank 0
             dataset = GenRecDataset(config)
             logger.info(dataset)
             train_data, valid_data, test_data = data_preparation(config, dataset)
@@ -165,7 +175,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
             logger.info(model if config["verbose"] else model_summary(model))
             trainer = get_trainer(config.model_class)(config, model)
             tensorboard_name = run_name_for(result_file, config["checkpoint_dir"])
-            trainer.tensorboard = TensorBoardRun(tensorboard_name)
+            trainer.tensorboard = TensorBoardRun(tensorboard_name, enabled=main)
             trainer.result_file = str(result_file)
             if config["init_from"]:
                 trainer.init_from_checkpoint(config["init_from"])
@@ -175,7 +185,8 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
                                 "command": resume_command(config["model"], config["dataset"],
                                                           config_files, cmd_overrides,
                                                           trainer.last_model_file)}
-            write_json(result_file, header)
+            if main:
+                write_json(result_file, header)
 
             callback = None
             if epoch_callback is not None:
@@ -186,13 +197,18 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
             best_valid_score, best_valid_result = trainer.fit(
                 train_data, valid_data, saved=saved, show_progress=bars, callback_fn=callback)
             fit_s = perf_counter() - fit_start
+            # the replicas after training (before the test loads the best checkpoint)
+            replicas = distributed.gather(distributed.weights_fingerprint(trainer.model))
             test_start = perf_counter()
             test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=bars,
                                            diagnostics=True)
             test_s = perf_counter() - test_start
     except BaseException as e:  # Ctrl-C, SIGTERM, divergence, errors: say what is left
-        _write_unfinished(result_file, header, trainer, e, saved)
+        if main:
+            _write_unfinished(result_file, header, trainer, e, saved)
         raise
+    if not main:
+        return None
     _log_test(trainer, test_result)
     logger.info(f"best valid: {_plain_metrics(best_valid_result)}")
     logger.info(f"test result: {_plain_metrics(test_result)}")
@@ -227,9 +243,44 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
         "last_checkpoint": trainer.last_model_file if saved else None,  # training state
         "tensorboard": str(trainer.tensorboard.log_dir),
     }
+    if distributed.active():
+        result["distributed"] = {"world_size": config["world_size"],
+                                 "backend": distributed.backend_for(config["device"]),
+                                 "replicas_identical": all(w == replicas[0] for w in replicas)}
     write_json(result_file, result)
     result["result_file"] = str(result_file)
     return result
+
+
+def run_data_parallel(model, dataset, config_files, config_dict, cmd_overrides, result_file,
+                      config) -> dict | None:
+    """``nproc`` processes, one rank each, on this machine (RecBole's ``run_recboles``);
+    rank 0's result, or None when rank 0 runs on another machine (``offset`` > 0)."""
+    import torch.multiprocessing as mp
+
+    if config["resume_from"]:
+        raise UserError("--resume_from is for one-process runs", "--nproc="
+                        f"{config['nproc']}", "resume without --nproc (the state holds rank 0's "
+                        "random streams only)")
+    shared = {**(config_dict or {}), "port": config["port"] or distributed.free_port()}
+    queue = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(_run_rank, args=(model, dataset, config_files, shared, cmd_overrides, result_file,
+                              queue), nprocs=config["nproc"], join=True)
+    return None if queue.empty() else queue.get()
+
+
+def _run_rank(local_rank, model, dataset, config_files, config_dict, cmd_overrides,
+              result_file, queue):
+    import torch.distributed as dist
+
+    try:
+        result = run(model, dataset, config_files, {**config_dict, "local_rank": local_rank},
+                     cmd_overrides, result_file=result_file)
+        if result is not None:
+            queue.put(result)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _write_unfinished(result_file, header, trainer, error, saved):

@@ -24,6 +24,8 @@ Non-finite losses leave the weights unchanged (the trainer stops on NaN losses).
 import torch
 from torch import nn
 
+from recbole_genrec import distributed
+
 WEIGHT_RULES = ("paper", "algorithm", "reference")
 
 
@@ -37,8 +39,10 @@ class AdaptivePrefixWeights(nn.Module):
 
     @torch.no_grad()
     def update(self, losses: torch.Tensor) -> torch.Tensor:
-        """One step of the rule with the prefix losses ``[M]``; returns the new weights."""
-        losses = losses.detach().to(self.weights)
+        """One step of the rule with the prefix losses ``[M]``; returns the new weights.
+        In a data-parallel run the losses are first averaged over the ranks, so that
+        every replica carries the same weights."""
+        losses = distributed.mean(losses.detach().to(self.weights))
         if not torch.isfinite(losses).all():
             return self.weights
         if self.rule == "reference":

@@ -110,6 +110,10 @@ class GenerativeRecommender(SequentialRecommender):
         logits = self.level_logits(self.decode(ctx, codes.unsqueeze(1))).squeeze(1)
         return TrainBatch(ctx=ctx, items=items, codes=codes, logits=logits, interaction=interaction)
 
+    def forward(self, interaction):
+        """The training forward is the loss: what ``DistributedDataParallel`` calls."""
+        return self.calculate_loss(interaction)
+
     def calculate_loss(self, interaction):
         total, self.last_loss_parts = self.loss(self, self.train_batch(interaction))
         return total

@@ -34,6 +34,7 @@ APAO's prefix weights as ``PrefixWeight/w_m`` (epoch means), the learning rate,
 and prefix-level recall of the validation as ``PrefixRecall@K/level_m``.
 """
 
+import contextlib
 import math
 import re
 from collections import defaultdict
@@ -42,6 +43,7 @@ import torch
 from recbole.data.interaction import cat_interactions
 from torch.nn.utils import clip_grad_norm_, get_total_norm
 
+from recbole_genrec import distributed
 from recbole_genrec.errors import ConfigError
 from recbole_genrec.progress import progress_bar
 from recbole_genrec.trainer.checkpoint_io import load_checkpoint
@@ -93,12 +95,26 @@ class GenerativeTrainer(SequentialTrainer):
             return (step + 1) / warmup if step < warmup else _cosine((step - warmup) / max(1, total - warmup))
 
         def by_time(step):  # the same shape over the fraction of train_time_budget spent
-            spent = self.budget_spent() / self.time_budget
+            spent = self.shared_budget_spent() / self.time_budget
             ratio = self.config["warmup_ratio"]
             return spent / ratio if spent < ratio else _cosine((spent - ratio) / (1 - ratio))
 
         timed = self.time_budget and self._budget_start is not None
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, by_time if timed else by_steps)
+
+    def _training_forward(self, micro):
+        """The loss of one micro-batch; through ``DistributedDataParallel`` (which
+        averages the gradients over the ranks) in a data-parallel run."""
+        if distributed.active():
+            return self.distributed_model(micro)  # the model's forward is its loss
+        return self.model.calculate_loss(micro)
+
+    def _grad_sync(self, last: bool):
+        """Gradients are averaged over the ranks once per optimizer step: after the last
+        micro-batch, not after each (DDP's ``no_sync`` for the others)."""
+        if distributed.active() and not last:
+            return self.distributed_model.no_sync()
+        return contextlib.nullcontext()
 
     def _micro_batches(self, interaction):
         order = torch.argsort(interaction[self.model.ITEM_SEQ_LEN])
@@ -113,6 +129,8 @@ class GenerativeTrainer(SequentialTrainer):
                 for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
                     group["lr"] = lr
         self.model.train()
+        if distributed.active() and train_data.shuffle:
+            train_data.sampler.set_epoch(epoch_idx)  # each epoch its own shard order
         sums, n_seen = defaultdict(float), 0
         autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype,
                                   enabled=self.autocast_dtype is not None)
@@ -121,10 +139,11 @@ class GenerativeTrainer(SequentialTrainer):
                 interaction = interaction.to(self.device)
                 self.optimizer.zero_grad()
                 batch_loss = 0.0
-                for micro in self._micro_batches(interaction):
-                    with autocast:
-                        loss = self.model.calculate_loss(micro)
-                    (loss * (len(micro) / len(interaction))).backward()
+                micros = self._micro_batches(interaction)
+                for i, micro in enumerate(micros):
+                    with autocast, self._grad_sync(last=i == len(micros) - 1):
+                        loss = self._training_forward(micro)
+                        (loss * (len(micro) / len(interaction))).backward()
                     batch_loss += loss.item() * len(micro) / len(interaction)
                     sums["loss"] += loss.item() * len(micro)
                     for name, value in self.model.last_loss_parts.items():
@@ -137,10 +156,13 @@ class GenerativeTrainer(SequentialTrainer):
                 else:
                     grad_norm = get_total_norm([p.grad for p in self.model.parameters()
                                                 if p.grad is not None])
+                batch_loss = float(distributed.mean(torch.tensor(batch_loss)))
                 self.divergence.check(epoch_idx, batch_loss, float(grad_norm))
                 self.optimizer.step()
                 self.scheduler.step()
-        means = {name: total / max(1, n_seen) for name, total in sums.items()}
+        names = list(sums)  # the same on every rank
+        totals = distributed.mean(torch.tensor([sums[n] for n in names] + [n_seen], dtype=torch.float64))
+        means = {name: float(total) / max(1.0, float(totals[-1])) for name, total in zip(names, totals)}
         record = {"epoch": epoch_idx, **means, "lr": self.scheduler.get_last_lr()[0],
                   **self.model.loss.state_summary()}
         self.loss_history.append(record)
@@ -227,25 +249,41 @@ class GenerativeTrainer(SequentialTrainer):
         return interaction
 
     def _count_prefix_hits(self, result, target):
+        """Per user, level and K: is the target's prefix of that level in the top K?"""
         trie = self.model.trie
-        for level, nodes in enumerate(result.level_nodes, start=1):
-            truth = trie.item_node[target, level][:, None]
-            for k in self.topk:
-                self._prefix_hits[k][level - 1] += int((nodes[:, :k] == truth).any(1).sum())
+        hits = torch.stack([
+            torch.stack([(nodes[:, :k] == trie.item_node[target, level][:, None]).any(1)
+                         for k in self.topk], dim=1)
+            for level, nodes in enumerate(result.level_nodes, start=1)], dim=1)  # [B, L, |K|]
+        self._prefix_hits.append(hits.cpu())
+
+    def per_user_outputs(self) -> dict:
+        outputs = {"target": torch.cat(self._eval_targets)}
+        if self._prefix_hits:
+            outputs["prefix_hits"] = torch.cat(self._prefix_hits)
+        return outputs
+
+    def set_per_user_outputs(self, outputs):
+        self._eval_targets = [outputs["target"]]
+        if "prefix_hits" in outputs:
+            self._prefix_hits = [outputs["prefix_hits"]]
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False,
                  diagnostics=False):
-        self._prefix_hits = {k: [0] * self.model.n_levels for k in self.topk}
-        self._eval_targets = []
+        self._prefix_hits, self._eval_targets = [], []
         result = super().evaluate(eval_data, load_best_model, model_file, show_progress)
-        n_users = len(self.last_eval_ranks)
         self.last_diagnostics = {}
         if self.ranking_mode == "beam":
+            recall = torch.cat(self._prefix_hits).double().mean(0)  # [L, |K|]
             self.last_diagnostics["prefix_recall"] = {
-                f"@{k}": [round(h / n_users, 6) for h in hits] for k, hits in self._prefix_hits.items()}
+                f"@{k}": [round(float(r), 6) for r in recall[:, j]] for j, k in enumerate(self.topk)}
         if diagnostics and self.ranking_mode == "beam" and self.config["pruning_rate_users"]:
-            self.last_diagnostics["pruning_rate"] = self.pruning_rate(eval_data, show_progress)
+            if distributed.active():  # the sample would differ from a one-process run's
+                self.logger.info("PR@K is measured in one-process runs: re-evaluate the "
+                                 "checkpoint with --epochs=0 --init_from=... (no --nproc)")
+            else:
+                self.last_diagnostics["pruning_rate"] = self.pruning_rate(eval_data, show_progress)
         return result
 
     @torch.no_grad()

@@ -31,6 +31,7 @@ from recbole.data.dataloader import FullSortEvalDataLoader
 from recbole.trainer import Trainer
 from recbole.utils import EvaluatorType
 
+from recbole_genrec import distributed
 from recbole_genrec.errors import ConfigError
 from recbole_genrec.plain_data import plain_config, plain_value  # noqa: F401 (re-exported)
 from recbole_genrec.progress import format_duration, progress_bar, time_left
@@ -40,6 +41,19 @@ from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, discard_write
 
 
 BUDGET_CLOCKS = {"wall": perf_counter, "process": process_time}  # train_time_clock
+# the evaluation collector's tensors with one row per evaluated user
+PER_USER_KEYS = ("rec.topk", "rec.items", "rec.score", "rec.meanrank", "data.label")
+
+
+def _first_occurrences(ids: torch.Tensor):
+    """Sorted unique ``ids`` and the index of each one's first occurrence in ``ids``."""
+    unique, inverse = torch.unique(ids, return_inverse=True)
+    positions = torch.arange(len(ids))
+    first = torch.full((len(unique),), len(ids), dtype=torch.long).scatter_reduce(
+        0, inverse, positions, reduce="amin")
+    return unique, first
+
+
 # options a resumed run may change (presentation and placement, not what is trained)
 RESUME_MAY_DIFFER = {"resume_from", "result_file", "show_progress", "verbose", "threads",
                      "gpu_id", "device", "use_gpu", "state", "checkpoint_dir"}
@@ -83,9 +97,9 @@ class SequentialTrainer(Trainer):
         # RecBole names checkpoints <model>-<time to the second>.pth: runs started in
         # the same second would overwrite each other's; add the dataset and a nonce
         stem = Path(self.saved_model_file).stem
-        self.saved_model_file = str(Path(self.checkpoint_dir) / (
+        self.saved_model_file = distributed.broadcast(str(Path(self.checkpoint_dir) / (
             f"{stem.replace(config['model'], config['model'] + '-' + config['dataset'], 1)}"
-            f"-{os.getpid()}-{uuid.uuid4().hex[:6]}.pth"))
+            f"-{os.getpid()}-{uuid.uuid4().hex[:6]}.pth")))  # rank 0's name on every rank
         # the whole training state after every epoch (resume), next to the best model
         self.last_model_file = self.saved_model_file[: -len(".pth")] + "-last.pth"
         self._saving = False
@@ -94,7 +108,7 @@ class SequentialTrainer(Trainer):
         self.result_file = None  # the run's result JSON (quick_start sets it; kept in the state)
         # RecBole's writer, named after the log file, is replaced by one per result JSON
         discard_writer(self.tensorboard)
-        self.tensorboard = TensorBoardRun(run_name(config))
+        self.tensorboard = TensorBoardRun(run_name(config), enabled=distributed.is_main())
         self.epoch_times = []
         self.valid_times = []
         self.best_epoch = None  # epoch of the best validation so far
@@ -132,6 +146,8 @@ class SequentialTrainer(Trainer):
         }
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not distributed.is_main():  # the replicas are identical; rank 0 writes
+            return
         path = kwargs.pop("saved_model_file", self.saved_model_file)
         atomic_save(self._checkpoint_state(epoch), path)
         if verbose:
@@ -170,7 +186,7 @@ class SequentialTrainer(Trainer):
         pass
 
     def _save_training_state(self, epoch, done=False):
-        if self._saving:
+        if self._saving and distributed.is_main():
             atomic_save(self.training_state(epoch, done), self.last_model_file)
 
     def resume_from(self, path, state=None) -> None:
@@ -276,12 +292,18 @@ class SequentialTrainer(Trainer):
         ``process`` CPU time (the same compute however loaded the machine is)."""
         return self._budget_clock() - self._budget_start
 
+    def shared_budget_spent(self) -> float:
+        """:meth:`budget_spent` of rank 0 on every rank (a data-parallel run's decisions
+        -- stop, learning rate -- must agree); a collective: every rank calls it."""
+        spent = torch.tensor([self.budget_spent()], dtype=torch.float64)
+        return float(distributed.broadcast_tensor(spent)[0])
+
     def _next_epoch_overruns_budget(self) -> bool:
         """True when one more epoch, at the mean time per epoch so far (validation
         included), would end past ``train_time_budget``."""
         if not self.time_budget or not self.epoch_times:
             return False
-        return self.budget_spent() * (1 + 1 / len(self.epoch_times)) > self.time_budget
+        return self.shared_budget_spent() * (1 + 1 / len(self.epoch_times)) > self.time_budget
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         if self._next_epoch_overruns_budget():
@@ -307,8 +329,9 @@ class SequentialTrainer(Trainer):
         return progress_bar(total, desc, "sample", show_progress)
 
     def _check_nan(self, loss):
-        """RecBole calls this for every batch: the divergence checks (NaN included)."""
-        self.divergence.check(self._epoch, float(loss))
+        """RecBole calls this for every batch: the divergence checks (NaN included), on
+        the loss averaged over the ranks (so that every rank stops together)."""
+        self.divergence.check(self._epoch, float(distributed.mean(loss.detach())))
 
     def _validates(self, epoch_idx) -> bool:
         """Whether RecBole's ``fit`` validates after this epoch."""
@@ -367,6 +390,26 @@ class SequentialTrainer(Trainer):
         self.eval_collector.eval_batch_collect(scores, interaction, positive_u, positive_i)
         return interaction
 
+    def per_user_outputs(self) -> dict:
+        """Per-user tensors of the last evaluation besides RecBole's (subclasses)."""
+        return {}
+
+    def set_per_user_outputs(self, outputs: dict) -> None:
+        pass
+
+    def _gather_users(self, user_ids, struct):
+        """Every rank's evaluated users into one set on every rank: the ranked lists in
+        ``struct`` and the subclasses' per-user outputs, without the duplicates that
+        the distributed sampler pads each shard with, in user-id order."""
+        rows = {k: struct.get(k) for k in PER_USER_KEYS if k in struct}
+        parts = distributed.gather((user_ids, rows, self.per_user_outputs()))
+        user_ids = torch.cat([p[0] for p in parts])
+        user_ids, first = _first_occurrences(user_ids)
+        for key in rows:
+            struct.set(key, torch.cat([p[1][key] for p in parts])[first])
+        extras = {key: torch.cat([p[2][key] for p in parts])[first] for key in parts[0][2]}
+        return user_ids, extras
+
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False,
                  diagnostics=False):
@@ -377,6 +420,7 @@ class SequentialTrainer(Trainer):
             raise ValueError("recbole_genrec evaluates with eval_args.mode=full only")
         if load_best_model:
             path = model_file or self.saved_model_file
+            distributed.barrier()  # rank 0 has written it
             checkpoint = load_checkpoint(path, "the best checkpoint", self.device)
             self._restore_state(checkpoint, with_optimizer=False)
             self.logger.info(f"Loading model structure and parameters from {path}")
@@ -395,9 +439,12 @@ class SequentialTrainer(Trainer):
                 bar.update(len(interaction))
         self.eval_collector.model_collect(self.model)
         struct = self.eval_collector.get_data_struct()
+        user_ids = torch.cat(users)
+        if distributed.active():
+            user_ids, extras = self._gather_users(user_ids, struct)
+            self.set_per_user_outputs(extras)
         result = self.evaluator.evaluate(struct)
 
-        user_ids = torch.cat(users)
         self.last_eval_users = eval_data._dataset.id2token(uid_field, user_ids.numpy()).tolist()
         topk = struct.get("rec.topk")
         hits = topk[:, :-1].bool()

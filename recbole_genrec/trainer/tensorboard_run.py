@@ -45,10 +45,12 @@ def discard_writer(writer: SummaryWriter) -> None:
 
 
 class TensorBoardRun:
-    """A ``SummaryWriter`` for ``log_tensorboard/<name>``, opened at the first write."""
+    """A ``SummaryWriter`` for ``log_tensorboard/<name>``, opened at the first write;
+    ``enabled=False`` (the other ranks of a data-parallel run) writes nothing."""
 
-    def __init__(self, name: str, root=TENSORBOARD_ROOT):
+    def __init__(self, name: str, root=TENSORBOARD_ROOT, enabled: bool = True):
         self.log_dir = Path(root) / name
+        self.enabled = enabled
         self._writer = None
 
     @property
@@ -61,16 +63,21 @@ class TensorBoardRun:
         return self._writer
 
     def add_scalar(self, tag: str, value, step=None) -> None:
-        self.writer.add_scalar(tag, value, step)
+        if self.enabled:
+            self.writer.add_scalar(tag, value, step)
 
     def add_scalars_at(self, scalars: dict, step: int) -> None:
         """Each ``tag: value`` at ``step``; ``None`` and non-finite values are skipped."""
+        if not self.enabled:
+            return
         for tag, value in scalars.items():
             if value is not None and math.isfinite(float(value)):
                 self.writer.add_scalar(tag, float(value), step)
 
     def add_hparams(self, hparam_dict: dict, metric_dict: dict, **_ignored) -> None:
         """Hyperparameters in this run (``SummaryWriter.add_hparams`` would start another)."""
+        if not self.enabled:
+            return
         for summary in hparams(hparam_dict, metric_dict):
             self.writer.file_writer.add_summary(summary)
         for tag, value in metric_dict.items():
