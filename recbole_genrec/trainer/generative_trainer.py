@@ -131,7 +131,7 @@ class GenerativeTrainer(SequentialTrainer):
         self.model.train()
         if distributed.active() and train_data.shuffle:
             train_data.sampler.set_epoch(epoch_idx)  # each epoch its own shard order
-        sums, n_seen = defaultdict(float), 0
+        sums, n_seen, step_losses = defaultdict(float), 0, []
         autocast = torch.autocast(self.device.type, dtype=self.autocast_dtype,
                                   enabled=self.autocast_dtype is not None)
         with self._train_bar(train_data, epoch_idx, show_progress) as bar:
@@ -158,13 +158,14 @@ class GenerativeTrainer(SequentialTrainer):
                                                 if p.grad is not None])
                 batch_loss = float(distributed.mean(torch.tensor(batch_loss)))
                 self.divergence.check(epoch_idx, batch_loss, float(grad_norm))
+                step_losses.append(round(batch_loss, 6))
                 self.optimizer.step()
                 self.scheduler.step()
         names = list(sums)  # the same on every rank
         totals = distributed.mean(torch.tensor([sums[n] for n in names] + [n_seen], dtype=torch.float64))
         means = {name: float(total) / max(1.0, float(totals[-1])) for name, total in zip(names, totals)}
         record = {"epoch": epoch_idx, **means, "lr": self.scheduler.get_last_lr()[0],
-                  **self.model.loss.state_summary()}
+                  **self.model.loss.state_summary(), "step_loss": step_losses}
         self.loss_history.append(record)
         if self.config["verbose"]:
             self.logger.info(f"epoch {epoch_idx} loss parts: " + ", ".join(
