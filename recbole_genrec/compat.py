@@ -99,7 +99,7 @@ _recbole_trainer.amp = _CudaAmp
 
 # -- RecBole's checkpoints as plain data (torch.load weights_only) ---------------------
 
-from recbole_genrec.plain_data import plain_config  # noqa: E402
+from recbole_genrec.plain_data import plain_checkpoint  # noqa: E402
 
 
 def _save_plain_checkpoint(self, epoch, verbose=True, **kwargs):
@@ -107,16 +107,7 @@ def _save_plain_checkpoint(self, epoch, verbose=True, **kwargs):
     if not self.config["single_spec"] and self.config["local_rank"] != 0:
         return
     saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
-    state = {
-        "config": plain_config(self.config),
-        "epoch": epoch,
-        "cur_step": self.cur_step,
-        "best_valid_score": float(self.best_valid_score),
-        "state_dict": self.model.state_dict(),
-        "other_parameter": self.model.other_parameter(),
-        "optimizer": self.optimizer.state_dict(),
-    }
-    torch.save(state, saved_model_file)
+    torch.save(plain_checkpoint(self, epoch), saved_model_file)
     if verbose:
         self.logger.info(f"Saving current: {saved_model_file}")
 

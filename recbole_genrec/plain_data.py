@@ -22,3 +22,17 @@ def plain_value(value):
 
 def plain_config(config) -> dict:
     return plain_value(dict(config.final_config_dict))
+
+
+def plain_checkpoint(trainer, epoch) -> dict:
+    """What RecBole's ``Trainer._save_checkpoint`` saves, with the config as plain data
+    (tensors and primitives only: loadable with ``torch.load(weights_only=True)``)."""
+    return {
+        "config": plain_config(trainer.config),
+        "epoch": epoch,
+        "cur_step": trainer.cur_step,
+        "best_valid_score": float(trainer.best_valid_score),
+        "state_dict": trainer.model.state_dict(),
+        "other_parameter": trainer.model.other_parameter(),
+        "optimizer": trainer.optimizer.state_dict(),
+    }

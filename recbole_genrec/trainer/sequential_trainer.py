@@ -33,7 +33,7 @@ from recbole.utils import EvaluatorType
 
 from recbole_genrec import distributed
 from recbole_genrec.errors import ConfigError
-from recbole_genrec.plain_data import plain_config, plain_value  # noqa: F401 (re-exported)
+from recbole_genrec.plain_data import plain_checkpoint, plain_config, plain_value  # noqa: F401
 from recbole_genrec.progress import format_duration, progress_bar, time_left
 from recbole_genrec.trainer.checkpoint_io import atomic_save, load_checkpoint, restore_rng, rng_state
 from recbole_genrec.trainer.divergence import DivergenceMonitor
@@ -135,15 +135,7 @@ class SequentialTrainer(Trainer):
 
     # checkpoints -------------------------------------------------------------------
     def _checkpoint_state(self, epoch) -> dict:
-        return {
-            "config": plain_config(self.config),
-            "epoch": epoch,
-            "cur_step": self.cur_step,
-            "best_valid_score": float(self.best_valid_score),
-            "state_dict": self.model.state_dict(),
-            "other_parameter": self.model.other_parameter(),
-            "optimizer": self.optimizer.state_dict(),
-        }
+        return plain_checkpoint(self, epoch)
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not distributed.is_main():  # the replicas are identical; rank 0 writes
