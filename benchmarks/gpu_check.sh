@@ -2,7 +2,9 @@
 # The GPU check of issue 11, as one command for a lent GPU machine (or any CUDA host):
 #   1. the CUDA tests (tests/test_cuda.py, skipped on machines without a GPU),
 #   2. GPU speed figures (benchmarks/generative_speed.py: training samples/s, beam users/s),
-#   3. a reproduction profile (default gpu-paper) with its report.
+#   3. on a CUDA machine, one epoch of TIGER through the entry point on one GPU
+#      (benchmarks/data_parallel.py --procs 1: the --nproc=1 timing of issue 13),
+#   4. a reproduction profile (default gpu-paper) with its report.
 #
 #   benchmarks/gpu_check.sh OUT_DIR [PROFILE|none] [extra tuning.reproduce args...]
 #
@@ -36,6 +38,10 @@ cat "$OUT/machine.txt"
 step cuda_tests "$PY" -m pytest -q -m cuda -p no:cacheprovider tests/test_cuda.py
 step speed "$PY" benchmarks/generative_speed.py --dataset=Office --train_batches=8 \
     --beam_users=2048 --exact_users=64 --output="$OUT/generative_speed.json"
+if "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    step data_parallel "$PY" benchmarks/data_parallel.py --dataset=Office --procs 1 \
+        --epochs=1 --threads=4 --output="$OUT/data_parallel.json" --gpu_id=0
+fi
 if [ "$PROFILE" != none ]; then
     step reproduce "$PY" -m tuning.reproduce --profile="$PROFILE" --out="$OUT/report" "$@"
 fi
