@@ -12,21 +12,17 @@ epoch; TensorBoard scalars go to ``log_tensorboard/<result JSON's name>/``.
 ``threads`` sets torch's CPU threads (:mod:`recbole_genrec.torch_threads`).
 
 Results are never lost: the result path is checked and claimed before the data
-is loaded (a JSON with ``status: running``; a default name that exists gets a
-``-2``, ``-3``, ... suffix, and the log says so); the trainer writes the whole
-training state after every epoch (``<checkpoint>-last.pth``); Ctrl-C or SIGTERM
-write the result so far with ``status: interrupted`` and the command that
-continues the run (``--resume_from=<checkpoint>-last.pth``); a diverged run
-is marked ``diverged``, a failed one ``failed``.  A finished run is ``complete``.
+is loaded (a JSON with ``status: running``, :mod:`recbole_genrec.result_file`);
+the trainer writes the whole training state after every epoch
+(``<checkpoint>-last.pth``); Ctrl-C or SIGTERM write the result so far with
+``status: interrupted`` and the command that continues the run
+(``--resume_from=<checkpoint>-last.pth``); a diverged run is marked
+``diverged``, a failed one ``failed``.  A finished run is ``complete``.
 """
 
 import contextlib
-import json
 import logging
 import math
-import os
-import shlex
-import sys
 from pathlib import Path
 from time import perf_counter
 
@@ -43,10 +39,10 @@ from recbole_genrec.progress import bars_enabled
 from recbole_genrec.registry import get_trainer
 from recbole_genrec.run_summary import model_summary
 from recbole_genrec.torch_threads import set_torch_threads
+from recbole_genrec.result_file import (ensure_writable_folder, resolve_result_file,
+                                        resume_command, write_json, write_unfinished)
 from recbole_genrec.trainer import plain_config
 from recbole_genrec.trainer.checkpoint_io import load_checkpoint
-from recbole_genrec.trainer.divergence import TrainingDiverged
-from recbole_genrec.trainer.sequential_trainer import run_name
 from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, run_name_for
 
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -64,70 +60,6 @@ def ensure_dataset(config) -> None:
         )
     report = convert(source, path, name, show_progress=bars_enabled(config["show_progress"]))
     logging.getLogger().info("converted %s", report.summary())
-
-
-def default_result_file(config) -> Path:
-    return Path(config["checkpoint_dir"]) / f"{run_name(config)}.json"
-
-
-def free_result_file(path: Path) -> Path:
-    """``path``, or the first of ``<stem>-2.json``, ``<stem>-3.json``, ... that does not exist."""
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
-
-
-def ensure_writable_folder(folder, option) -> None:
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{option}={folder} cannot be created ({e.strerror or e})", None,
-                        "give a folder this user can write") from None
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"{option}={folder} is not writable", None,
-                        "give a folder this user can write")
-
-
-def write_json(path: Path, data: dict, option="--result_file") -> None:
-    """Write ``data`` to ``path`` atomically (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write the result JSON {path} ({e.strerror or e})", option,
-                        "give a --result_file in a writable folder") from None
-
-
-def resolve_result_file(config, explicit, resume_state) -> Path:
-    """Where this run's result goes: the explicit path, the resumed run's, or the
-    default name (suffixed when a file of that name exists)."""
-    if explicit:
-        return Path(explicit)
-    if resume_state is not None and resume_state.get("result_file"):
-        return Path(resume_state["result_file"])
-    default = default_result_file(config)
-    path = free_result_file(default)
-    if path != default:
-        logging.getLogger().warning(
-            f"{default} exists (an earlier run's result); this run writes {path} "
-            "(give --result_file=PATH to choose)")
-    return path
-
-
-def resume_command(model, dataset, config_files, cmd_overrides, last_model_file) -> str:
-    options = {k: v for k, v in (cmd_overrides or {}).items() if k != "resume_from"}
-    args = [sys.executable, str(PROJECT_ROOT / "run_recbole_genrec.py"), f"--model={model}",
-            f"--dataset={dataset}"]
-    if config_files:
-        args.append(f"--config_files={' '.join(map(str, config_files))}")
-    args += [f"--{k}={v}" for k, v in options.items()] + [f"--resume_from={last_model_file}"]
-    return shlex.join(args)
 
 
 def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
@@ -205,7 +137,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
             test_s = perf_counter() - test_start
     except BaseException as e:  # Ctrl-C, SIGTERM, divergence, errors: say what is left
         if main:
-            _write_unfinished(result_file, header, trainer, e, saved)
+            write_unfinished(result_file, header, trainer, e, saved)
         raise
     if not main:
         return None
@@ -281,32 +213,6 @@ def _run_rank(local_rank, model, dataset, config_files, config_dict, cmd_overrid
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _write_unfinished(result_file, header, trainer, error, saved):
-    """The result so far of a run that did not finish, and how to continue it."""
-    status = ("interrupted" if isinstance(error, KeyboardInterrupt)
-              else "diverged" if isinstance(error, TrainingDiverged) else "failed")
-    last = (trainer.last_model_file if trainer is not None and saved
-            and Path(trainer.last_model_file).is_file() else None)
-    epochs = len(trainer.epoch_times) if trainer is not None else 0
-    partial = {**header, "status": status, "error": f"{type(error).__name__}: {error}",
-               "epochs_done": epochs}
-    if trainer is not None:
-        partial.update(best_epoch=trainer.best_epoch, valid_history=trainer.valid_history,
-                       checkpoint=trainer.saved_model_file)
-    if last is None:
-        partial.pop("resume", None)
-    try:
-        write_json(result_file, partial)
-    except UserError:
-        return
-    logger = logging.getLogger()
-    if status == "interrupted":
-        how = (f"continue with:\n  {header['resume']['command']}" if last else
-               "no epoch had finished; run the same command again to start over")
-        logger.warning(f"interrupted after {epochs} epoch(s); the result so far "
-                       f"is in {result_file} (status: interrupted); {how}")
 
 
 def _log_test(trainer, test_result):

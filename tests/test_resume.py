@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from recbole_genrec.errors import UserError
-from recbole_genrec.quick_start import free_result_file, run
+from recbole_genrec.quick_start import run
+from recbole_genrec.result_file import free_result_file
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TINY_TIGER = PROJECT_ROOT / "tuning" / "examples" / "tiger_tiny.yaml"
