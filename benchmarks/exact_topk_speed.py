@@ -154,7 +154,8 @@ def main():
             print(rows[-1])
     result = {"benchmark": "exact top-K (branch and bound) vs full ranking, TIGER paper size",
               "command": "python benchmarks/exact_topk_speed.py " + " ".join(
-                  f"--{k}={v}" for k, v in vars(args).items() if k != "output"),
+                  f"--{k} " + (" ".join(map(str, v)) if isinstance(v, list) else str(v))
+                  for k, v in vars(args).items() if k != "output"),
               "threads": args.threads, "torch": torch.__version__,
               "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
               "loadavg_1min_after": os.getloadavg()[0], "rows": rows}
