@@ -13,7 +13,7 @@ speed.  ``precision: bf16`` runs the training forward and backward under bf16
 autocast (weights, optimizer state and evaluation stay fp32).
 
 Evaluation replaces RecBole's full sort: the model's trie-constrained beam
-search (``ranking_mode: beam``) or the exact ranking of every item by its
+search (``ranking_mode: beam``) or the exact top K of the ranking of every item by its
 summed token log-probs (``ranking_mode: exact``).  Beam results go straight
 into RecBole's collector as the ranked hit matrix (``rec.topk``), so RecBole's
 metrics are computed unchanged without a dense ``[users, n_items]`` score
