@@ -13,7 +13,8 @@ their size.
 
     .venv/bin/python benchmarks/data_parallel.py --dataset Office --epochs 1
 
-writes ``benchmarks/results/data_parallel-<dataset>.json`` and prints a table.
+writes ``benchmarks/results/data_parallel-<dataset>.json`` (and the step-loss curves as
+``.png`` beside it) and prints a table.
 ``--smoke`` runs the tiny dataset of the tests (for checking the script).
 """
 
@@ -101,6 +102,7 @@ def main(argv=None):
     out = args.output or RESULTS / f"data_parallel-{args.dataset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
+    plot_step_loss(report, out.with_suffix(".png"))
     print(f"{'procs':>5} {'threads':>7} {'train s/epoch':>13} {'samples/s':>9} {'speedup':>7} "
           f"{'epoch loss':>10} {'|dloss| per step':>16} {'test ndcg@10':>12}")
     for r in runs:
@@ -110,6 +112,25 @@ def main(argv=None):
               f"{r['test']['ndcg@10']:>12.4f}")
     print(f"wrote {out}")
     return report
+
+
+def plot_step_loss(report: dict, path: Path) -> None:
+    """The first epoch's training loss per optimizer step, one line per process count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for run in report["runs"]:
+        ax.plot(range(1, len(run["step_loss_epoch0"]) + 1), run["step_loss_epoch0"],
+                label=f"{run['procs']} process(es) x {run['threads_per_proc']} thread(s)")
+    ax.set(xlabel="optimizer step (epoch 1)", ylabel="training loss",
+           title=f"TIGER + {report['loss']} on {report['dataset']}: data-parallel vs one process")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
 
 
 def count_training_samples(args, workdir: Path) -> int:
