@@ -23,6 +23,7 @@ the trainer writes the whole training state after every epoch
 import contextlib
 import logging
 import math
+import os
 from pathlib import Path
 from time import perf_counter
 
@@ -79,6 +80,9 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
                     if config["resume_from"] else None)
     init_seed(config["seed"], config["reproducibility"])
     _reset_root_logger()  # RecBole's init_logger uses basicConfig: once per process otherwise
+    # RecBole's ensure_dir (exists? then makedirs) fails when parallel runs or the ranks
+    # of one run create the log folder at once; exist_ok does not
+    os.makedirs(Path("log") / config["model"], exist_ok=True)
     init_logger(config)
     logger = logging.getLogger()
     ensure_writable_folder(config["checkpoint_dir"], "--checkpoint_dir")

@@ -150,6 +150,8 @@ def cluster_node_ids(cluster: Cluster) -> set[str]:
     status = subprocess.run([str(RAY), "status", f"--address={cluster.address}"],
                             env=cluster.env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
+    if "Active:" not in status.stdout:  # "No cluster status." until the head reports
+        return set()
     active = status.stdout.split("Active:")[1].split("Pending:")[0]
     return set(re.findall(r"node_([0-9a-f]+)", active))
 
