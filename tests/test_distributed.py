@@ -24,9 +24,10 @@ def entry_point(args, cwd):
     return proc
 
 
-def tiger_args(tiny_dataset, **extra):
+def tiger_args(tiny_dataset, pruning_rate_users=16, **extra):
     args = ["--model=TIGER", "--dataset=Tiny", f"--data_path={tiny_dataset.data_path}",
-            f"--config_files={TINY_TIGER}", "--pruning_rate_users=0", "--show_progress=false",
+            f"--config_files={TINY_TIGER}", f"--pruning_rate_users={pruning_rate_users}",
+            "--show_progress=false",
             "--train_batch_size=64", "--micro_batch_size=16", "--seed=5"]
     return args + [f"--{k}={v}" for k, v in extra.items()]
 
@@ -45,7 +46,8 @@ def test_first_occurrences_by_hand():
 def test_two_process_tiger_apao_matches_one_process_evaluation(tiny_dataset, tmp_path):
     """--nproc=2: the ranks end with identical replicas (APAO's weights included), the
     result JSON is written once, every user is evaluated exactly once, and the
-    gathered metrics equal a one-process evaluation of the same checkpoint."""
+    gathered metrics -- PR@K included -- equal a one-process evaluation of the same
+    checkpoint."""
     out = entry_point(tiger_args(tiny_dataset, loss="apao", epochs=3, nproc=2,
                                  result_file="ddp.json"), tmp_path)
     result = json.loads((tmp_path / "ddp.json").read_text())
@@ -63,6 +65,8 @@ def test_two_process_tiger_apao_matches_one_process_evaluation(tiny_dataset, tmp
     assert single["test"] == result["test"]
     assert per_user(single) == per_user(result)
     assert single["diagnostics"]["prefix_recall"] == result["diagnostics"]["prefix_recall"]
+    assert result["diagnostics"]["pruning_rate"]["users"] == 16
+    assert single["diagnostics"]["pruning_rate"] == result["diagnostics"]["pruning_rate"]
 
 
 def test_two_process_sasrec_trains_identical_replicas(tiny_dataset, tmp_path):

@@ -280,11 +280,7 @@ class GenerativeTrainer(SequentialTrainer):
             self.last_diagnostics["prefix_recall"] = {
                 f"@{k}": [round(float(r), 6) for r in recall[:, j]] for j, k in enumerate(self.topk)}
         if diagnostics and self.ranking_mode == "beam" and self.config["pruning_rate_users"]:
-            if distributed.active():  # the sample would differ from a one-process run's
-                self.logger.info("PR@K is measured in one-process runs: re-evaluate the "
-                                 "checkpoint with --epochs=0 --init_from=... (no --nproc)")
-            else:
-                self.last_diagnostics["pruning_rate"] = self.pruning_rate(eval_data, show_progress)
+            self.last_diagnostics["pruning_rate"] = self.pruning_rate(eval_data, show_progress)
         return result
 
     @torch.no_grad()
@@ -296,21 +292,35 @@ class GenerativeTrainer(SequentialTrainer):
         that beam search keeps ranks at least as high there as in the exact
         ranking.)  ``targets@K`` counts the sampled users whose target is in the
         exact top K (the denominator); with none, PR@K is undefined (None).
+
+        The sample is drawn from all evaluated users (seeded); in a data-parallel
+        run each rank ranks the sampled users of its shard and the ranks are
+        gathered, so PR@K is the one-process value.
         """
-        users = cat_interactions([batch[0] for batch in eval_data])
+        users = cat_interactions([batch[0] for batch in eval_data])  # this rank's shard
         generator = torch.Generator().manual_seed(self.config["seed"])
-        sample = torch.randperm(len(users), generator=generator)[: self.config["pruning_rate_users"]]
+        sample = torch.randperm(len(self.last_eval_uids), generator=generator)[
+            : self.config["pruning_rate_users"]]
         targets = torch.cat(self._eval_targets)[sample]
         beam_ranks = torch.tensor(self.last_eval_ranks)[sample]  # 0 = not in top max(K)
-        full_ranks = []
+        row_of = {}  # user id -> its first row in this rank's users
+        for row, uid in enumerate(users[eval_data._dataset.uid_field].tolist()):
+            row_of.setdefault(uid, row)
+        mine = [(j, row_of[uid]) for j, uid in enumerate(self.last_eval_uids[sample].tolist())
+                if uid in row_of]
+        picked = torch.tensor([j for j, _ in mine], dtype=torch.long)  # indices into sample
+        rows = torch.tensor([r for _, r in mine], dtype=torch.long)
+        ranks = [torch.zeros(0, dtype=torch.long)]
         chunk = self.config["full_rank_batch_users"]
-        with progress_bar(len(sample), "exact ranking (PR@K)", "user", show_progress) as bar:
-            for part, target in zip(sample.split(chunk), targets.split(chunk)):
+        with progress_bar(len(rows), "exact ranking (PR@K)", "user", show_progress) as bar:
+            for part, target in zip(rows.split(chunk), targets[picked].split(chunk)):
                 scores = self.model.full_sort_predict(users[part].to(self.device))
                 target_score = scores.gather(1, target.to(self.device)[:, None])
-                full_ranks.append((scores > target_score).sum(1).cpu() + 1)
+                ranks.append((scores > target_score).sum(1).cpu() + 1)
                 bar.update(len(part))
-        full_ranks = torch.cat(full_ranks)
+        full_ranks = torch.zeros(len(sample), dtype=torch.long)
+        for rank_picked, rank_ranks in distributed.gather((picked, torch.cat(ranks))):
+            full_ranks[rank_picked] = rank_ranks  # a user on two ranks: the same rank twice
         out = {"users": len(sample)}
         for k in self.topk:
             in_full = full_ranks <= k

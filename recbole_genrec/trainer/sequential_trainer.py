@@ -126,6 +126,7 @@ class SequentialTrainer(Trainer):
         self._log_epochs = True
         self._eval_label = "test"
         self.last_eval_users = None  # user tokens of the last evaluate() call
+        self.last_eval_uids = None  # their internal ids
         self.last_eval_ranks = None  # 1-based rank of the target, 0 = outside top-k
         self.last_valid_result = None
         self.last_diagnostics = {}  # extra evaluation output (generative models)
@@ -437,6 +438,7 @@ class SequentialTrainer(Trainer):
             self.set_per_user_outputs(extras)
         result = self.evaluator.evaluate(struct)
 
+        self.last_eval_uids = user_ids  # internal ids, in the order of the outputs below
         self.last_eval_users = eval_data._dataset.id2token(uid_field, user_ids.numpy()).tolist()
         topk = struct.get("rec.topk")
         hits = topk[:, :-1].bool()
