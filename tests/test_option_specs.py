@@ -1,5 +1,6 @@
 """Option types and ranges declared in the property files (recbole_genrec/option_specs.py)."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,16 @@ def test_cli_error_is_one_line_with_exit_code_2():
                             "--loss=apao", "--apao_beta=-1", "--debug"],
                            cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert debug.returncode == 2 and "Traceback (most recent call last)" in debug.stderr
+
+
+@pytest.mark.parametrize("model, option, value, fragment", [
+    ("SASRec", "n_layers", "-1", "n_layers=-1 is not an int >= 1"),
+    ("SASRec", "hidden_dropout_prob", "1.5", "hidden_dropout_prob=1.5 is not a float >= 0, < 1"),
+    ("BERT4Rec", "mask_ratio", "0", "mask_ratio=0 is not a float > 0, < 1"),
+])
+def test_recboles_own_model_options_are_checked(model, option, value, fragment):
+    """RecBole's SASRec / BERT4Rec keep RecBole's values; their ranges are declared in
+    properties/model/<M>.yaml and checked like every other option."""
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        GenRecConfig(model, "Office", cmd_overrides={option: value})
+    GenRecConfig(model, "Office")  # RecBole's defaults are in range
