@@ -93,11 +93,11 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
               "loss": config["loss"], "config": plain_config(config)}
     if main:  # claims the name and checks it is writable, before training
         write_json(result_file, header)
-    threads = set_torch_threads(config["threads"], logger)
-    logger.info(config)
-    bars = bars_enabled(config["show_progress"])
     trainer = None
-    try:
+    try:  # from here on, an interruption or error is written into the result JSON
+        threads = set_torch_threads(config["threads"], logger)
+        logger.info(config)
+        bars = bars_enabled(config["show_progress"])
         with logging_redirect_tqdm() if bars else contextlib.nullcontext():  # log lines above bars
             if main:
                 ensure_dataset(config)

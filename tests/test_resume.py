@@ -124,7 +124,8 @@ def test_sigterm_writes_an_interrupted_result_and_the_command_to_continue(tiny_d
 def test_sigint_before_the_first_epoch_says_to_start_over(tiny_dataset, tmp_path):
     proc = entry_point(tiny_args(tiny_dataset, result_file="run.json"), tmp_path, slow=True)
     result_file, deadline = tmp_path / "run.json", time.monotonic() + 60
-    while not (result_file.exists() and "resume" in result_file.read_text()):  # trainer built
+    while not (result_file.exists() and "resume" in json.loads(result_file.read_text())):
+        # (the second write of the result: the trainer is built)
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
