@@ -18,6 +18,18 @@ def typed_overrides(overrides: dict) -> dict:
     return Config._convert_config_dict(None, dict(overrides))
 
 
+def is_complete(result: dict) -> bool:
+    """Whether a stored result JSON is of a finished run (results written before runs
+    had a ``status`` are)."""
+    return result.get("status", "complete") == "complete"
+
+
+def resume_point(result: dict) -> str | None:
+    """The training state an unfinished run's result points to, if that file exists."""
+    last = (result.get("resume") or {}).get("last_checkpoint")
+    return last if last and Path(last).is_file() else None
+
+
 def remove_checkpoint(path) -> None:
     """Delete a run's best checkpoint and its training state (``<name>-last.pth``).
     Their folder stays: parallel runs that share it may be about to write into it

@@ -52,7 +52,7 @@ from recbole_genrec.cli import UsageError
 from recbole_genrec.config import read_yaml
 from recbole_genrec.errors import run_cli
 from tuning import significance as sig
-from tuning.common import remove_checkpoint, typed_overrides
+from tuning.common import is_complete, remove_checkpoint, resume_point, typed_overrides
 
 DEFAULT_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 DEFAULT_FIRST_SEED = 2020  # RecBole's default seed: --seeds=1 reproduces a plain run
@@ -188,12 +188,12 @@ def load_or_train(run: RunSpec, dataset: str, seed: int, overrides: dict, result
     resume = None
     if path.is_file():
         result = json.loads(path.read_text())
-        if result.get("status", "complete") == "complete":
+        if is_complete(result):
             check_result(result, expected, path)
             return result
-        resume = (result.get("resume") or {}).get("last_checkpoint")
+        resume = resume_point(result)
         print(f"[compare] {path} is {result['status']}: "
-              + ("resuming it" if resume and Path(resume).is_file() else "training it again"))
+              + ("resuming it" if resume else "training it again"))
     if not train:
         return None
     from recbole_genrec.quick_start import run as quick_run
@@ -202,7 +202,7 @@ def load_or_train(run: RunSpec, dataset: str, seed: int, overrides: dict, result
     if run.loss:
         cmd["loss"] = run.loss
     cmd.setdefault("checkpoint_dir", str(path.parent / "checkpoints"))
-    if resume and Path(resume).is_file():
+    if resume:
         cmd["resume_from"] = resume
     print(f"[compare] training {run.label} seed={seed} -> {path}", flush=True)
     config_files = [run.config_file] if run.config_file else None

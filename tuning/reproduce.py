@@ -49,12 +49,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from recbole_genrec.config import PROJECT_ROOT, read_yaml
-from recbole_genrec.registry import get_model, is_generative
 from recbole_genrec.cli import UsageError
+from recbole_genrec.config import PROJECT_ROOT, read_yaml
 from recbole_genrec.errors import run_cli
+from recbole_genrec.registry import get_model, is_generative
 from tuning import compare, figures
-from tuning.common import remove_checkpoint, typed_overrides
+from tuning.common import is_complete, remove_checkpoint, resume_point, typed_overrides
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
 INVOCATIONS = "invocations.jsonl"  # one line per invocation: command, start, wall time, runs done
@@ -198,7 +198,7 @@ def stored_result(profile: Profile, run: Run, seed: int, path: Path) -> dict | N
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
-    if result.get("status", "complete") != "complete":  # running when killed, interrupted, ...
+    if not is_complete(result):  # running when killed, interrupted, ...
         return None
     expected = {**typed_overrides({k: _cli_value(v) for k, v in
                                            run_overrides(profile, run).items()}),
@@ -211,17 +211,14 @@ def stored_result(profile: Profile, run: Run, seed: int, path: Path) -> dict | N
 
 def complete_runs(out: Path) -> int:
     """How many result JSONs under ``out/runs`` are of finished runs."""
-    return sum(json.loads(p.read_text()).get("status", "complete") == "complete"
-               for p in (out / "runs").glob("*/seed*.json"))
+    return sum(is_complete(json.loads(p.read_text())) for p in (out / "runs").glob("*/seed*.json"))
 
 
 def resume_options(path: Path) -> dict:
     """``{"resume_from": ...}`` when ``path`` holds an unfinished run whose training
     state exists (the run continues from it), else ``{}``."""
-    if not path.is_file():
-        return {}
-    last = (json.loads(path.read_text()).get("resume") or {}).get("last_checkpoint")
-    return {"resume_from": last} if last and Path(last).is_file() else {}
+    last = resume_point(json.loads(path.read_text())) if path.is_file() else None
+    return {"resume_from": last} if last else {}
 
 
 def execute(args: list, log: Path, env: dict) -> tuple[int, float]:
@@ -264,8 +261,8 @@ def run_grid(profile: Profile, out: Path, workers: int, threads: int,
             code, seconds = future.result()
             elapsed = time.perf_counter() - start
             eta = elapsed / n * (total - n)
-            result = json.loads(path.read_text()) if path.is_file() else {}
-            if code == 0 and result.get("status") == "complete":
+            result = json.loads(path.read_text()) if path.is_file() else None
+            if code == 0 and result is not None and is_complete(result):
                 results[run.name][i] = result
                 if result.get("checkpoint") and not keep_checkpoint(run, seed):
                     remove_checkpoint(result["checkpoint"])
