@@ -152,7 +152,8 @@ class GenRecConfig(Config):
         from recbole_genrec.distributed import backend_for
 
         config = self.final_config_dict
-        config["gpu_id"] = str(config["gpu_id"])
+        gpu_id = config["gpu_id"]  # --gpu_id=0,1 arrives as a tuple, as in RecBole's
+        config["gpu_id"] = ",".join(map(str, gpu_id)) if isinstance(gpu_id, tuple) else str(gpu_id)
         cuda = bool(config["gpu_id"]) and torch.cuda.is_available()
         local_rank = config["local_rank"]
         device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")

@@ -144,8 +144,9 @@ class GenerativeTrainer(SequentialTrainer):
                     with autocast, self._grad_sync(last=i == len(micros) - 1):
                         loss = self._training_forward(micro)
                         (loss * (len(micro) / len(interaction))).backward()
-                    batch_loss += loss.item() * len(micro) / len(interaction)
-                    sums["loss"] += loss.item() * len(micro)
+                    value = loss.item()
+                    batch_loss += value * len(micro) / len(interaction)
+                    sums["loss"] += value * len(micro)
                     for name, value in self.model.last_loss_parts.items():
                         sums[name] += float(value) * len(micro)
                     n_seen += len(micro)
