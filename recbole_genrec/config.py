@@ -118,6 +118,17 @@ class GenRecConfig(Config):
         for path in properties:
             specs.update(read_specs(path))
         check_options(self.final_config_dict, specs, lambda name: self._where_set(name, config_dict))
+        if self.final_config_dict.get("train_mode") == "sequence":
+            for part in loss.split("+"):
+                if get_loss(part).scores_candidates(self.final_config_dict):
+                    raise ConfigError(
+                        f"--train_mode=sequence cannot train --loss={part}"
+                        + (f" (apao_variant={self.final_config_dict['apao_variant']})"
+                           if part == "apao" else "")
+                        + ": it scores sampled candidates against each target's own encoded "
+                        "history, which one causal pass over a sequence does not keep. Use "
+                        "--train_mode=prefix, or a loss on the target logits (ce, msl, bear, "
+                        "apao with apao_variant=pointwise)")
         if self.final_config_dict.get("init_from") and not is_generative(model_class):
             raise ConfigError(
                 f"--init_from={self.final_config_dict['init_from']} applies to generative "

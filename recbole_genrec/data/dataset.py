@@ -23,9 +23,11 @@ from pathlib import Path
 
 import pandas as pd
 from recbole.data.dataset import SequentialDataset
+from recbole.data.interaction import Interaction
 
 from recbole_genrec.config import DATASET_ROOT
 from recbole_genrec.data.convert import DatasetFormatError
+from recbole_genrec.data.sequence_windows import ALL_POSITIONS, sequence_rows
 
 
 def tokenize_command(config) -> str:
@@ -51,6 +53,25 @@ class GenRecDataset(SequentialDataset):
     def __init__(self, config):
         with pd.option_context("mode.copy_on_write", False):
             super().__init__(config)
+
+    def build(self):
+        """RecBole's split; with ``train_mode: sequence`` the training rows become the
+        causal windows of :mod:`recbole_genrec.data.sequence_windows`."""
+        datasets = super().build()
+        if self.config["train_mode"] == "sequence":
+            train = datasets[0]
+            feat = train.inter_feat
+            keep, all_positions = sequence_rows(
+                feat[self.uid_field], feat[self.item_list_length_field],
+                self.config["MAX_ITEM_LIST_LENGTH"])
+            train.inter_feat = feat[keep]
+            train.inter_feat.update(Interaction({ALL_POSITIONS: all_positions[keep]}))
+            self.logger.info(
+                f"train_mode=sequence: {len(feat)} training targets in {int(keep.sum())} rows "
+                f"({int(all_positions.sum())} users' first windows, "
+                f"{int((keep & ~all_positions).sum())} targets beyond MAX_ITEM_LIST_LENGTH="
+                f"{self.config['MAX_ITEM_LIST_LENGTH']} with their own sliding window)")
+        return datasets
 
     def _load_feat(self, filepath, source):
         load_col, _ = self._get_load_and_unload_col(source)

@@ -106,6 +106,10 @@ class APAOLoss(GenerativeLoss):
         self.prefix_weights = AdaptivePrefixWeights(
             n_prefixes, config["apao_eta"], option(config, "apao_weight_rule", WEIGHT_RULES))
 
+    @classmethod
+    def scores_candidates(cls, config) -> bool:
+        return config["apao_variant"] == "pairwise"
+
     def prefix_losses(self, model, batch) -> torch.Tensor:
         """``[M]``: ``L_m`` for ``m = 1..M`` on this batch (Eq. 12 or Eq. 14)."""
         token_logp = batch.token_logp()

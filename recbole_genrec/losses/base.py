@@ -54,6 +54,13 @@ class GenerativeLoss(nn.Module):
     def on_init_from(self, model):
         """Called after ``--init_from`` loaded another run's weights into ``model``."""
 
+    @classmethod
+    def scores_candidates(cls, config) -> bool:
+        """Whether the loss scores items other than the target through ``batch.ctx``
+        (sampled negatives, a reference model): not possible in ``train_mode:
+        sequence``, whose pass predicts many targets and keeps no per-target history."""
+        return False
+
 
 def cross_entropy(batch: TrainBatch) -> torch.Tensor:
     """Token-level cross-entropy averaged over the ``T`` levels and the batch (APAO Eq. 4)."""

@@ -50,6 +50,10 @@ def sdpo_objective(r_pos, r_neg, valid):
 
 
 class PreferenceLoss(GenerativeLoss):
+    @classmethod
+    def scores_candidates(cls, config) -> bool:
+        return True
+
     objective = None  # staticmethod(r_pos [B], r_neg [B, N], valid [B, N]) -> [B]
 
     def __init__(self, config, model):

@@ -22,6 +22,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_genrec.data.semantic_ids import code_table, disambiguate
+from recbole_genrec.data.sequence_windows import ALL_POSITIONS, window_targets
 from recbole_genrec.layers.beam_search import BeamResult, beam_search
 from recbole_genrec.layers.exact_topk import bounded_search, item_score_table
 from recbole_genrec.layers.prefix_trie import PrefixTrie
@@ -51,6 +52,7 @@ class GenerativeRecommender(SequentialRecommender):
         self.eval_chunk_users = config["eval_chunk_users"]
         self.exact_top_k = max(config["topk"])  # the exact ranking is exact down to this rank
         self.full_rank_batch_users = config["full_rank_batch_users"]
+        self.train_mode = config["train_mode"] or "prefix"  # sequence: LlamaGR only (config)
         self.loss = build_loss(config, self)
 
     # backbone hooks ------------------------------------------------------------------
@@ -101,6 +103,18 @@ class GenerativeRecommender(SequentialRecommender):
         """Token log-probs of full code tuples ``[U, C, L]`` -> ``[U, C, L]``."""
         logp = self.level_logits(self.decode(ctx, codes)).log_softmax(-1)
         return logp.gather(-1, codes.unsqueeze(-1)).squeeze(-1)
+
+    def window_targets(self, interaction):
+        """Sequence mode: a row's items ``[B, S1]`` and its trained targets ``[B, S1 - 1]``
+        (:func:`recbole_genrec.data.sequence_windows.window_targets`)."""
+        return window_targets(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN],
+                              interaction[self.POS_ITEM_ID], interaction[ALL_POSITIONS])
+
+    def n_targets(self, interaction) -> int:
+        """Training targets in a batch: one per row, or per trained window position."""
+        if self.train_mode == "sequence":
+            return int(self.window_targets(interaction)[1].sum())
+        return len(interaction)
 
     def train_batch(self, interaction) -> TrainBatch:
         """One teacher-forced forward pass over the targets (what every loss needs)."""

@@ -9,6 +9,14 @@ tied input/output embeddings.  One causal sequence per sample::
 with the loss only on the target codes.  The history (+ SEP) is encoded once
 per user and cached; targets, sampled candidates and beams continue from that
 cache (:mod:`recbole_genrec.layers.llama`).
+
+``train_mode: sequence`` trains every target of a window in one causal pass
+(SASRec's and HSTU's training, GRID's ``loss_on_all_positions``): the row's
+history tokens, then one block ``[SEP, c_1 .. c_{L-1}]`` per target ``k``.  Block
+``k`` sees the history tokens of items ``0..k-1`` and its own earlier tokens, at
+the positions it has in the per-prefix sequence (SEP at ``k * L_sem``), so every
+target's logits equal the per-prefix ones (``tests/test_sequence_mode.py``).
+Rows come from :mod:`recbole_genrec.data.sequence_windows`.
 """
 
 import torch
@@ -16,6 +24,7 @@ from torch import nn
 
 from recbole_genrec.layers.llama import LlamaBlock, RotaryEmbedding
 from recbole_genrec.layers.transformer import RMSNorm, causal_bias, padding_bias
+from recbole_genrec.losses.base import TrainBatch
 from recbole_genrec.model.generative_recommender import BOS, N_SPECIAL, GenerativeRecommender
 
 
@@ -54,6 +63,48 @@ class LlamaGR(GenerativeRecommender):
             x, kv = layer.prefix(x, rope, bias.unsqueeze(1))
             prefix_kv.append(kv)
         return LlamaContext(prefix_kv, padding_bias(mask, x.dtype), n_real, self.norm(x[:, -1]))
+
+    def train_batch(self, interaction) -> TrainBatch:
+        if self.train_mode != "sequence":
+            return super().train_batch(interaction)
+        items, trained = self.window_targets(interaction)  # [B, S1], [B, S1-1]
+        logits = self.level_logits(self.sequence_hidden(items))[trained]  # [N, L, K]
+        targets = items[:, 1:][trained]  # [N]
+        return TrainBatch(ctx=None, items=targets, codes=self.codes[targets], logits=logits,
+                          interaction=interaction)
+
+    def sequence_hidden(self, items):
+        """Items ``[B, S1]`` (0 = padding) -> hidden ``[B, S1-1, L, d]`` predicting the
+        codes of items ``1..S1-1``, each from the items before it, in one pass."""
+        B, S1 = items.shape
+        Ls, L, n = self.n_semantic_levels, self.n_levels, S1 - 1
+        codes = self.codes[items].clamp(min=0)  # [B, S1, L]
+        history = self.code_tokens(codes[:, :n, :Ls]).flatten(1)  # [B, n*Ls]
+        real = (items[:, :n] > 0).repeat_interleave(Ls, 1)  # [B, n*Ls]
+        blocks = torch.cat([torch.full_like(codes[:, 1:, :1], BOS),
+                            self.code_tokens(codes[:, 1:, :L - 1])], -1)  # [B, n, L]
+        tokens = torch.cat([history.masked_fill(~real, 0), blocks.flatten(1)], 1)  # [B, P]
+        dev = items.device
+        h_pos = torch.arange(n * Ls, device=dev)
+        b_pos = (torch.arange(1, n + 1, device=dev)[:, None] * Ls + torch.arange(L, device=dev)).flatten()
+        pos = torch.cat([h_pos, b_pos])  # [P]
+        h_item = h_pos // Ls  # history token -> its item
+        b_item = torch.arange(n, device=dev).repeat_interleave(L)  # block token -> target - 1
+        b_step = torch.arange(L, device=dev).repeat(n)
+        hh = h_pos[None, :] <= h_pos[:, None]  # causal within the history  [nLs, nLs]
+        bh = h_item[None, :] <= b_item[:, None]  # block k sees items 0..k-1  [nL, nLs]
+        bb = (b_item[None, :] == b_item[:, None]) & (b_step[None, :] <= b_step[:, None])
+        visible = torch.cat([torch.cat([hh, hh.new_zeros(n * Ls, n * L)], 1),
+                             torch.cat([bh, bb], 1)], 0)  # [P, P]
+        key_real = torch.cat([real, real.new_ones(B, n * L)], 1)  # [B, P]
+        visible = visible[None] & key_real[:, None, :]
+        visible |= torch.eye(len(pos), dtype=torch.bool, device=dev)  # padding sees itself
+        bias = torch.zeros(visible.shape, device=dev).masked_fill(~visible, float("-inf"))
+        rope = self.rope(pos)  # [1, P, dh]
+        x = self.embedding(tokens)
+        for layer in self.layers:
+            x, _ = layer.prefix(x, rope, bias.unsqueeze(1))
+        return self.norm(x[:, n * Ls:]).view(B, n, L, -1)
 
     def _continue(self, ctx, tokens, caches):
         """Continuation tokens ``[U, C, T]`` after the SEP -> hidden ``[U, C, T, d]``."""

@@ -140,16 +140,18 @@ class GenerativeTrainer(SequentialTrainer):
                 self.optimizer.zero_grad()
                 batch_loss = 0.0
                 micros = self._micro_batches(interaction)
-                for i, micro in enumerate(micros):
+                # each target weighs the same (sequence mode: a row holds several)
+                sizes = [self.model.n_targets(micro) for micro in micros]
+                for i, (micro, size) in enumerate(zip(micros, sizes)):
                     with autocast, self._grad_sync(last=i == len(micros) - 1):
                         loss = self._training_forward(micro)
-                        (loss * (len(micro) / len(interaction))).backward()
+                        (loss * (size / sum(sizes))).backward()
                     value = loss.item()
-                    batch_loss += value * len(micro) / len(interaction)
-                    sums["loss"] += value * len(micro)
+                    batch_loss += value * size / sum(sizes)
+                    sums["loss"] += value * size
                     for name, value in self.model.last_loss_parts.items():
-                        sums[name] += float(value) * len(micro)
-                    n_seen += len(micro)
+                        sums[name] += float(value) * size
+                    n_seen += size
                     bar.update(len(micro))
                     bar.set_postfix_str(f"loss {sums['loss'] / n_seen:.4f}", refresh=False)
                 if self.clip_grad_norm:
