@@ -18,17 +18,30 @@ def test_sequence_rows_keep_first_windows_and_targets_beyond_the_window():
     # user 8: targets j = 1, 2 (fits) -> first window j = 2
     user = torch.tensor([7, 7, 7, 7, 7, 8, 8])
     history_len = torch.tensor([1, 2, 3, 3, 3, 1, 2])
-    keep, all_positions = sequence_rows(user, history_len, max_len=3)
+    keep, trained, beyond = sequence_rows(user, history_len, max_len=3)
     assert keep.tolist() == [False, False, True, True, True, False, True]
-    assert all_positions.tolist() == [False, False, True, False, False, False, True]
+    assert trained.tolist() == [0, 0, 3, 1, 1, 0, 2]
+    assert beyond.tolist() == [False, False, False, True, True, False, False]
     with pytest.raises(ValueError, match="time order"):
         sequence_rows(user, torch.tensor([1, 2, 3, 3, 3, 2, 1]), max_len=3)
+    with pytest.raises(ValueError, match="sequence_stride=4"):
+        sequence_rows(user, history_len, max_len=3, stride=4)
+
+
+def test_sequence_rows_with_a_stride_train_every_target_once():
+    # one user, targets j = 1..10, W = 3, stride 3: first window j <= 3, then rows
+    # j = 6 (trains j = 4..6), j = 9 (7..9) and the last row j = 10 (its remainder)
+    user = torch.zeros(10, dtype=torch.long)
+    history_len = torch.arange(1, 11).clamp(max=3)
+    keep, trained, _ = sequence_rows(user, history_len, max_len=3, stride=3)
+    assert torch.nonzero(keep).squeeze(1).tolist() == [2, 5, 8, 9]
+    assert trained[keep].tolist() == [3, 3, 3, 1] and int(trained.sum()) == 10
 
 
 def test_window_targets_marks_every_position_or_only_the_last():
     seq = torch.tensor([[5, 6, 0], [1, 2, 3]])
     items, trained = window_targets(seq, torch.tensor([2, 3]), torch.tensor([9, 4]),
-                                    torch.tensor([True, False]))
+                                    torch.tensor([2, 1]))
     assert items.tolist() == [[5, 6, 9, 0], [1, 2, 3, 4]]
     assert trained.tolist() == [[True, True, False], [False, False, True]]
 
@@ -45,9 +58,7 @@ def target_keys(model, interaction, sequence: bool):
         return [(u, tuple(s[:n]), t) for u, s, n, t in zip(users, seqs, lens, targets)]
     items, trained = model.window_targets(interaction)
     keys = []
-    for u, row, mask, flag in zip(users, items.tolist(), trained.tolist(),
-                                  interaction["all_positions"].tolist()):
-        n = sum(mask) if flag else len(row) - 1
+    for u, row, mask in zip(users, items.tolist(), trained.tolist()):
         for k, on in enumerate(mask, start=1):
             if on:
                 keys.append((u, tuple(row[:k]), row[k]))
@@ -64,8 +75,8 @@ def test_sequence_mode_equals_per_prefix_logits_loss_and_gradient(tiny_dataset, 
     seq_model.load_state_dict(prefix_model.state_dict())
     prefix_rows, seq_rows = all_rows(prefix_train), all_rows(seq_train)
     assert len(seq_rows) < len(prefix_rows)
-    if window == 4:
-        assert not seq_rows["all_positions"].all()  # the sliding-window case is exercised
+    if window == 4:  # the sliding-window rows are exercised
+        assert (seq_rows["trained_targets"] < seq_rows["item_length"]).any()
 
     prefix_batch = prefix_model.train_batch(prefix_rows)
     seq_batch = seq_model.train_batch(seq_rows)

@@ -27,7 +27,7 @@ from recbole.data.interaction import Interaction
 
 from recbole_genrec.config import DATASET_ROOT
 from recbole_genrec.data.convert import DatasetFormatError
-from recbole_genrec.data.sequence_windows import ALL_POSITIONS, sequence_rows
+from recbole_genrec.data.sequence_windows import TRAINED_TARGETS, sequence_rows
 
 
 def tokenize_command(config) -> str:
@@ -61,16 +61,15 @@ class GenRecDataset(SequentialDataset):
         if self.config["train_mode"] == "sequence":
             train = datasets[0]
             feat = train.inter_feat
-            keep, all_positions = sequence_rows(
-                feat[self.uid_field], feat[self.item_list_length_field],
-                self.config["MAX_ITEM_LIST_LENGTH"])
+            max_len = self.config["MAX_ITEM_LIST_LENGTH"]
+            keep, trained, beyond = sequence_rows(feat[self.uid_field], feat[self.item_list_length_field],
+                                          max_len, self.config["sequence_stride"])
             train.inter_feat = feat[keep]
-            train.inter_feat.update(Interaction({ALL_POSITIONS: all_positions[keep]}))
+            train.inter_feat.update(Interaction({TRAINED_TARGETS: trained[keep]}))
             self.logger.info(
-                f"train_mode=sequence: {len(feat)} training targets in {int(keep.sum())} rows "
-                f"({int(all_positions.sum())} users' first windows, "
-                f"{int((keep & ~all_positions).sum())} targets beyond MAX_ITEM_LIST_LENGTH="
-                f"{self.config['MAX_ITEM_LIST_LENGTH']} with their own sliding window)")
+                f"train_mode=sequence: {len(feat)} training targets in {int(keep.sum())} rows; "
+                f"{int(beyond.sum())} targets lie beyond MAX_ITEM_LIST_LENGTH={max_len} "
+                f"(sequence_stride={self.config['sequence_stride']})")
         return datasets
 
     def _load_feat(self, filepath, source):

@@ -22,7 +22,7 @@ from recbole.model.abstract_recommender import SequentialRecommender
 from recbole.utils import InputType
 
 from recbole_genrec.data.semantic_ids import code_table, disambiguate
-from recbole_genrec.data.sequence_windows import ALL_POSITIONS, window_targets
+from recbole_genrec.data.sequence_windows import TRAINED_TARGETS, window_targets
 from recbole_genrec.layers.beam_search import BeamResult, beam_search
 from recbole_genrec.layers.exact_topk import bounded_search, item_score_table
 from recbole_genrec.layers.prefix_trie import PrefixTrie
@@ -108,13 +108,20 @@ class GenerativeRecommender(SequentialRecommender):
         """Sequence mode: a row's items ``[B, S1]`` and its trained targets ``[B, S1 - 1]``
         (:func:`recbole_genrec.data.sequence_windows.window_targets`)."""
         return window_targets(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN],
-                              interaction[self.POS_ITEM_ID], interaction[ALL_POSITIONS])
+                              interaction[self.POS_ITEM_ID], interaction[TRAINED_TARGETS])
 
     def n_targets(self, interaction) -> int:
         """Training targets in a batch: one per row, or per trained window position."""
         if self.train_mode == "sequence":
-            return int(self.window_targets(interaction)[1].sum())
+            return int(interaction[TRAINED_TARGETS].sum())
         return len(interaction)
+
+    def micro_batch_key(self, interaction) -> torch.Tensor:
+        """Rows are grouped into micro-batches in this order (little padding)."""
+        length = interaction[self.ITEM_SEQ_LEN]
+        if self.train_mode == "sequence":
+            return length * (self.max_seq_length + 2) + interaction[TRAINED_TARGETS]
+        return length
 
     def train_batch(self, interaction) -> TrainBatch:
         """One teacher-forced forward pass over the targets (what every loss needs)."""

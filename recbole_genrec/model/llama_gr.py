@@ -24,6 +24,7 @@ from torch import nn
 
 from recbole_genrec.layers.llama import LlamaBlock, RotaryEmbedding
 from recbole_genrec.layers.transformer import RMSNorm, causal_bias, padding_bias
+from recbole_genrec.data.sequence_windows import TRAINED_TARGETS
 from recbole_genrec.losses.base import TrainBatch
 from recbole_genrec.model.generative_recommender import BOS, N_SPECIAL, GenerativeRecommender
 
@@ -67,44 +68,50 @@ class LlamaGR(GenerativeRecommender):
     def train_batch(self, interaction) -> TrainBatch:
         if self.train_mode != "sequence":
             return super().train_batch(interaction)
-        items, trained = self.window_targets(interaction)  # [B, S1], [B, S1-1]
-        logits = self.level_logits(self.sequence_hidden(items))[trained]  # [N, L, K]
-        targets = items[:, 1:][trained]  # [N]
-        return TrainBatch(ctx=None, items=targets, codes=self.codes[targets], logits=logits,
-                          interaction=interaction)
+        items, _ = self.window_targets(interaction)  # [B, S1]: history, then the row's target
+        n_hist, slots = interaction[self.ITEM_SEQ_LEN], interaction[TRAINED_TARGETS]  # [B]
+        # the row trains its last `slots` items: positions k = n_hist - slots + 1 .. n_hist
+        k = (n_hist - slots + 1)[:, None] + torch.arange(int(slots.max()), device=items.device)
+        filled = k <= n_hist[:, None]  # [B, nb]
+        k = torch.minimum(k, n_hist[:, None])  # padded slots repeat the last target (dropped)
+        hidden = self.sequence_hidden(items, k)[filled]  # [N, L, d], row-major
+        targets = items.gather(1, k)[filled]  # [N]
+        return TrainBatch(ctx=None, items=targets, codes=self.codes[targets],
+                          logits=self.level_logits(hidden), interaction=interaction)
 
-    def sequence_hidden(self, items):
-        """Items ``[B, S1]`` (0 = padding) -> hidden ``[B, S1-1, L, d]`` predicting the
-        codes of items ``1..S1-1``, each from the items before it, in one pass."""
+    def sequence_hidden(self, items, targets):
+        """Items ``[B, S1]`` (0 = padding) and target positions ``targets [B, nb]``
+        (``1..S1-1``) -> hidden ``[B, nb, L, d]`` predicting the codes of
+        ``items[b, targets[b, i]]`` from the items before it, all in one pass."""
         B, S1 = items.shape
-        Ls, L, n = self.n_semantic_levels, self.n_levels, S1 - 1
-        codes = self.codes[items].clamp(min=0)  # [B, S1, L]
-        history = self.code_tokens(codes[:, :n, :Ls]).flatten(1)  # [B, n*Ls]
-        real = (items[:, :n] > 0).repeat_interleave(Ls, 1)  # [B, n*Ls]
-        blocks = torch.cat([torch.full_like(codes[:, 1:, :1], BOS),
-                            self.code_tokens(codes[:, 1:, :L - 1])], -1)  # [B, n, L]
-        tokens = torch.cat([history.masked_fill(~real, 0), blocks.flatten(1)], 1)  # [B, P]
+        Ls, L, nb, n = self.n_semantic_levels, self.n_levels, targets.shape[1], S1 - 1
         dev = items.device
-        h_pos = torch.arange(n * Ls, device=dev)
-        b_pos = (torch.arange(1, n + 1, device=dev)[:, None] * Ls + torch.arange(L, device=dev)).flatten()
-        pos = torch.cat([h_pos, b_pos])  # [P]
-        h_item = h_pos // Ls  # history token -> its item
-        b_item = torch.arange(n, device=dev).repeat_interleave(L)  # block token -> target - 1
-        b_step = torch.arange(L, device=dev).repeat(n)
-        hh = h_pos[None, :] <= h_pos[:, None]  # causal within the history  [nLs, nLs]
-        bh = h_item[None, :] <= b_item[:, None]  # block k sees items 0..k-1  [nL, nLs]
-        bb = (b_item[None, :] == b_item[:, None]) & (b_step[None, :] <= b_step[:, None])
-        visible = torch.cat([torch.cat([hh, hh.new_zeros(n * Ls, n * L)], 1),
-                             torch.cat([bh, bb], 1)], 0)  # [P, P]
-        key_real = torch.cat([real, real.new_ones(B, n * L)], 1)  # [B, P]
-        visible = visible[None] & key_real[:, None, :]
-        visible |= torch.eye(len(pos), dtype=torch.bool, device=dev)  # padding sees itself
+        history = self.code_tokens(self.codes[items[:, :n], :Ls].clamp(min=0)).flatten(1)  # [B, n*Ls]
+        real = (items[:, :n] > 0).repeat_interleave(Ls, 1)  # [B, n*Ls]
+        codes = self.codes[items.gather(1, targets)].clamp(min=0)  # [B, nb, L]
+        blocks = torch.cat([torch.full_like(codes[..., :1], BOS),
+                            self.code_tokens(codes[..., :L - 1])], -1)  # [B, nb, L]
+        tokens = torch.cat([history.masked_fill(~real, 0), blocks.flatten(1)], 1)  # [B, P]
+        h_pos = torch.arange(n * Ls, device=dev)  # history token (item i, level l): i*Ls + l
+        step = torch.arange(L, device=dev)
+        b_pos = (targets[..., None] * Ls + step).flatten(1)  # SEP of target k at k*Ls  [B, nb*L]
+        pos = torch.cat([h_pos.expand(B, -1), b_pos], 1)  # [B, P]
+        b_target = targets.repeat_interleave(L, 1)  # [B, nb*L]
+        b_slot = torch.arange(nb, device=dev).repeat_interleave(L)
+        b_step = step.repeat(nb)
+        hh = (h_pos[None, :] <= h_pos[:, None]).expand(B, -1, -1)  # causal history
+        bh = (h_pos // Ls)[None, None, :] < b_target[:, :, None]  # target k sees items < k
+        bb = ((b_slot[None, :] == b_slot[:, None]) & (b_step[None, :] <= b_step[:, None])).expand(B, -1, -1)
+        visible = torch.cat([torch.cat([hh, hh.new_zeros(B, n * Ls, nb * L)], 2),
+                             torch.cat([bh, bb], 2)], 1)  # [B, P, P]
+        visible &= torch.cat([real, real.new_ones(B, nb * L)], 1)[:, None, :]  # real keys
+        visible |= torch.eye(pos.shape[1], dtype=torch.bool, device=dev)  # padding sees itself
         bias = torch.zeros(visible.shape, device=dev).masked_fill(~visible, float("-inf"))
-        rope = self.rope(pos)  # [1, P, dh]
+        rope = self.rope(pos)  # [B, 1, P, dh]
         x = self.embedding(tokens)
         for layer in self.layers:
             x, _ = layer.prefix(x, rope, bias.unsqueeze(1))
-        return self.norm(x[:, n * Ls:]).view(B, n, L, -1)
+        return self.norm(x[:, n * Ls:]).view(B, nb, L, -1)
 
     def _continue(self, ctx, tokens, caches):
         """Continuation tokens ``[U, C, T]`` after the SEP -> hidden ``[U, C, T, d]``."""

@@ -117,7 +117,7 @@ class GenerativeTrainer(SequentialTrainer):
         return contextlib.nullcontext()
 
     def _micro_batches(self, interaction):
-        order = torch.argsort(interaction[self.model.ITEM_SEQ_LEN])
+        order = torch.argsort(self.model.micro_batch_key(interaction))
         return [interaction[idx] for idx in order.split(self.micro_batch_size)]
 
     def _run_train_epoch(self, train_data, epoch_idx, show_progress=False):
