@@ -10,13 +10,15 @@ A *profile* (``tuning/profiles/<name>.yaml``, or a path) declares
 * ``dataset``, ``seeds``, ``workers`` / ``threads`` defaults, ``config``: options for
   every run, and ``generative``: options for the generative runs only (``--key=value``
   on this command line overrides both);
-* ``runs``: ``{name, model, loss?, role?, config?}`` -- the grid is runs x seeds;
+* ``runs``: ``{name, model, loss?, role?, seeds?, config?}`` -- the grid is runs x seeds
+  (a run's own ``seeds`` replace the profile's for that run);
   ``role`` is ``method`` or ``baseline`` (default as in ``tuning.compare``: a loss
   other than ``ce`` makes a method);
 * ``test`` / ``alternative`` / ``alpha`` / ``table_metrics``: the significance table;
 * ``paper``: run name -> the paper's numbers (``recall@10: .0608``), shown beside ours;
 * ``pairs``: ``[method, baseline]`` run names -- a significance table for each pair alone
-  (e.g. APAO against CE on the same backbone, whatever the best baseline overall is);
+  (e.g. APAO against CE on the same backbone, whatever the best baseline overall is),
+  one per test in ``pair_tests`` (default: ``test``);
 * ``beam_sweep``: ``{run, seed, beam_sizes}`` -- re-evaluate that run's best checkpoint
   at each beam size (APAO Fig. 4);
 * ``sensitivity``: ``{search: [tuning.search args]}`` or ``{trials_csv: PATH}`` -- the
@@ -68,6 +70,7 @@ class Run:
     loss: str | None
     role: str
     config: dict = field(default_factory=dict, hash=False)
+    seeds: tuple = ()  # empty: the profile's seeds
 
     @property
     def slug(self) -> str:
@@ -94,6 +97,10 @@ class Profile:
     beam_sweep: dict | None = None
     sensitivity: dict | None = None
     pairs: list = field(default_factory=list)  # [method, baseline]: a table each
+    pair_tests: list = field(default_factory=list)  # tests of the pair tables (default: test)
+
+    def seeds_of(self, run: Run) -> list:
+        return list(run.seeds) or list(self.seeds)
 
 
 # -- profiles -------------------------------------------------------------------------------
@@ -130,7 +137,11 @@ def load_profile(name: str, overrides: dict | None = None) -> Profile:
         role = spec.get("role", default_role)
         if role not in ("method", "baseline"):
             raise ValueError(f"{path}: runs[{i}].role={role!r}: expected method or baseline")
-        runs.append(Run(spec["name"], spec["model"], loss, role, dict(spec.get("config") or {})))
+        run_seeds = spec.get("seeds") or []
+        if not isinstance(run_seeds, list) or len(set(run_seeds)) != len(run_seeds):
+            raise ValueError(f"{path}: runs[{i}].seeds must be a list of distinct integers")
+        runs.append(Run(spec["name"], spec["model"], loss, role, dict(spec.get("config") or {}),
+                        tuple(run_seeds)))
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: run names must be distinct: {names}")
@@ -235,9 +246,9 @@ def execute(args: list, log: Path, env: dict) -> tuple[int, float]:
 def run_grid(profile: Profile, out: Path, workers: int, threads: int,
              keep_checkpoint=lambda run, seed: False) -> dict:
     """Run every missing (run, seed); return ``{name: [result per seed]}`` (None = failed)."""
-    jobs, results = [], {r.name: [None] * len(profile.seeds) for r in profile.runs}
+    jobs, results = [], {r.name: [None] * len(profile.seeds_of(r)) for r in profile.runs}
     for run in profile.runs:
-        for i, seed in enumerate(profile.seeds):
+        for i, seed in enumerate(profile.seeds_of(run)):
             path = result_path(out, run, seed)
             stored = stored_result(profile, run, seed, path)
             if stored is not None:
@@ -283,8 +294,8 @@ def run_beam_sweep(profile: Profile, out: Path, results: dict, threads: int) -> 
     """Re-evaluate one run's best checkpoint at each beam size (no training, no PR@K)."""
     spec = profile.beam_sweep
     run = next(r for r in profile.runs if r.name == spec["run"])
-    seed = spec.get("seed", profile.seeds[0])
-    result = results[run.name][profile.seeds.index(seed)]
+    seed = spec.get("seed", profile.seeds_of(run)[0])
+    result = results[run.name][profile.seeds_of(run).index(seed)]
     sweep_file = out / "beam_sweep.json"
     if sweep_file.is_file():
         return json.loads(sweep_file.read_text())
@@ -353,15 +364,17 @@ def paper_rows(profile: Profile, results: dict) -> list[dict]:
 
 
 def run_summary(profile: Profile, results: dict) -> list[str]:
-    lines = ["| Run | Seed | Epochs | Stopped by | Best valid NDCG@10 | Train s | Test s | Device |",
-             "|---|---:|---:|---|---:|---:|---:|---|"]
+    lines = ["| Run | Seed | Epochs | Best epoch | Stopped by | Best valid NDCG@10 | Train s | "
+             "Test s | Device |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---|"]
     for run in profile.runs:
-        for seed, r in zip(profile.seeds, results[run.name]):
+        for seed, r in zip(profile.seeds_of(run), results[run.name]):
             if r is None:
-                lines.append(f"| {run.name} | {seed} | failed | | | | | |")
+                lines.append(f"| {run.name} | {seed} | failed | | | | | | |")
                 continue
             t = r["timings"]
-            lines.append(f"| {run.name} | {seed} | {t['epochs_run']} | {t.get('stop_reason')} | "
+            lines.append(f"| {run.name} | {seed} | {t['epochs_run']} | {r.get('best_epoch')} | "
+                         f"{t.get('stop_reason')} | "
                          f"{r['valid'].get('ndcg@10', math.nan):.4f} | {t['fit_s']:.0f} | "
                          f"{t['test_s']:.0f} | {r.get('device')} |")
     return lines
@@ -393,12 +406,14 @@ def write_report(profile: Profile, out: Path, results: dict, sweep=None, trials_
         compare.write_csv(table, out / "table.csv")
         sections += ["## Test metrics", "", markdown.split("\n", 1)[1].strip(), ""]
     for method, baseline in profile.pairs:
-        if method in complete and baseline in complete:
+        if method not in complete or baseline not in complete:
+            continue
+        for test in profile.pair_tests or [profile.test]:
             table = compare.build_table({n: complete[n] for n in (method, baseline)},
                                         {method: "method", baseline: "baseline"},
                                         profile.dataset, profile.seeds, profile.table_metrics,
-                                        profile.test, profile.alternative, profile.alpha)
-            sections += [f"## {method} vs {baseline}", "",
+                                        test, profile.alternative, profile.alpha)
+            sections += [f"## {method} vs {baseline} ({test})", "",
                          compare.render_markdown(table).split("\n", 1)[1].strip(), ""]
     missing = sorted(set(results) - set(complete))
     if missing:
