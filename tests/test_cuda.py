@@ -84,3 +84,11 @@ def test_search_trials_get_a_gpu_fraction(tiny_dataset, tmp_path):
         f"--data_path={tiny_dataset.data_path}", "--epochs=1", "--pruning_rate_users=0",
         *(f"--{k}={v}" for k, v in TINY_ARCH["TIGER"].items())])
     assert all(r["status"] == "COMPLETED" for r in outputs["rows"])
+
+
+@pytest.mark.parametrize("loss", ["ce", "apao", "bear"])
+def test_sequence_mode_trains_on_gpu(tiny_dataset, tmp_path, loss):
+    result = gpu_run("LlamaGR", tiny_dataset, tmp_path, loss=loss, train_mode="sequence",
+                     **({"bear_beam_size": 2} if loss == "bear" else {}))
+    assert result["status"] == "complete" and result["device"].startswith("cuda")
+    assert math.isfinite(result["loss_state"]["per_epoch"][-1]["loss"])
