@@ -25,7 +25,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed
@@ -70,7 +70,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
     ``epoch_callback(epoch, valid_score, valid_result)`` is called after every
     validation (hyperparameter search reports through it).
     """
-    start = perf_counter()
+    start, cpu_start = perf_counter(), process_time()
     config = GenRecConfig(model, dataset, config_files, config_dict, cmd_overrides)
     if config["nproc"] > 1 and config["single_spec"]:  # start the ranks, each runs this
         return run_data_parallel(model, dataset, config_files, config_dict, cmd_overrides,
@@ -166,6 +166,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
         "loss_state": trainer.loss_state_summary(),
         "timings": {
             "total_s": perf_counter() - start,
+            "process_cpu_s": process_time() - cpu_start,  # this process's CPU seconds
             "fit_s": fit_s,
             "test_s": test_s,
             "valid_s": sum(trainer.valid_times),
