@@ -61,6 +61,35 @@ def test_no_false_alarm(grow, losses):
         m.check(0, loss)
 
 
+def feed_epochs(m, epoch_means, steps=2):
+    """Each epoch's steps, around the given mean."""
+    for epoch, mean in enumerate(epoch_means):
+        for step in range(steps):
+            m.check(epoch, mean + (0.01 if step else -0.01), 1.0)
+
+
+def test_loss_falling_without_bound_stops():
+    """BEAR with the gradient through its threshold on Office (issue 21): the loss fell
+    -2.3, -23.6, -62.9, -119.4, ... and nothing noticed.  Stopped when the fifth epoch
+    starts, naming the fourth."""
+    m, _ = monitor(steps=3)
+    with pytest.raises(TrainingDiverged, match=r"falling without bound \(epoch means -2.3, "
+                                               r"-23.6, -62.9, -119.4.*\(epoch 3, step 8\); "
+                                               r"the loss has no lower bound"):
+        feed_epochs(m, [-2.3, -23.6, -62.9, -119.4, -192.5, -278.6, -378.2])
+
+
+@pytest.mark.parametrize("epoch_means", [
+    [6.1, 4.2, 3.5, 3.1, 2.9, 2.8],           # CE: positive, slowing down
+    [-0.5, -0.8, -0.95, -1.0, -1.02],         # negative, but slowing down near a bound
+    [-1.0, -2.0, -2.5, -3.5, -3.6],           # negative, the falls do not keep growing
+    [-1.0, -5.0, -20.0],                      # accelerating, but for fewer epochs than the rule
+])
+def test_no_false_alarm_on_a_loss_that_slows_down(epoch_means):
+    m, _ = monitor(steps=3)
+    feed_epochs(m, epoch_means + [epoch_means[-1]])
+
+
 @pytest.mark.parametrize("model, loss", [("TIGER", "ce"), ("LlamaGR", "apao"), ("SASRec", None)])
 def test_too_high_learning_rate_marks_the_result_diverged(tiny_dataset, tmp_path, model, loss):
     """The issue's case: lr 1e6 keeps TIGER at a constant, finite loss with exploding
