@@ -105,8 +105,9 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
             dataset = GenRecDataset(config)
             logger.info(dataset)
             train_data, valid_data, test_data = data_preparation(config, dataset)
+            distributed.seed_data_order(train_data, config["seed"])
 
-            init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+            distributed.seed_rank(config["seed"], config["reproducibility"])
             model = config.model_class(config, train_data._dataset).to(config["device"])
             logger.info(model if config["verbose"] else model_summary(model))
             trainer = get_trainer(config.model_class)(config, model)
