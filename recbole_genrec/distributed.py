@@ -7,8 +7,9 @@ joins the process group in :meth:`GenRecConfig._init_device` with the backend
 the device calls for -- NCCL on CUDA, Gloo on CPU (RecBole always asked for
 NCCL) -- and trains on its shard of every batch (RecBole's ``DistributedSampler``).
 Gradients are averaged by ``DistributedDataParallel``; evaluation gathers every
-rank's ranked lists, drops the sampler's padding duplicates and computes the
-metrics once over all users, so they equal a one-process evaluation; rank 0
+rank's ranked lists, drops the sampler's padding duplicates (by row index: a split
+that gives a user several rows keeps them all) and computes the metrics once over
+all rows, so they equal a one-process evaluation; rank 0
 alone writes checkpoints, TensorBoard and the result JSON.
 
 Random streams: rank ``r`` (global: ``local_rank + offset``) is seeded with

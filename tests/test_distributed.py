@@ -187,3 +187,23 @@ def test_ranks_on_two_machines_draw_different_random_streams():
     assert draws[0] != draws[1]
     torch.manual_seed(5 + 1)
     assert draws[1] == torch.rand(4).tolist()  # seed + global rank
+
+
+RATIO_SPLIT = "{'split': {'RS': [0.6, 0.2, 0.2]}, 'order': 'TO', 'mode': 'full', 'group_by': 'user'}"
+
+
+def test_a_split_with_several_rows_per_user_evaluates_every_row_under_nproc(tiny_dataset,
+                                                                           tmp_path):
+    """A ratio split gives a user several test rows; gathering the ranks' rows by user
+    id kept one of them, with several processes only.  Rows are told apart by their
+    index: the 2-process result equals a one-process evaluation of its checkpoint."""
+    args = tiger_args(tiny_dataset, pruning_rate_users=0, eval_args=RATIO_SPLIT)
+    entry_point(args + ["--epochs=1", "--nproc=2", "--result_file=two.json"], tmp_path)
+    two = json.loads((tmp_path / "two.json").read_text())
+    entry_point(args + ["--epochs=0", f"--init_from={two['checkpoint']}",
+                        "--result_file=one.json"], tmp_path)
+    one = json.loads((tmp_path / "one.json").read_text())
+    users = one["per_user"]["test"]["user_id"]
+    assert len(users) > len(set(users))  # several test rows for some users
+    assert two["per_user"]["test"] == one["per_user"]["test"]
+    assert two["test"] == one["test"]
