@@ -134,8 +134,10 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
             best_valid_score, best_valid_result = trainer.fit(
                 train_data, valid_data, saved=saved, show_progress=bars, callback_fn=callback)
             fit_s = perf_counter() - fit_start
-            # the replicas after training (before the test loads the best checkpoint)
+            # the replicas and the loss's state after training (the test loads the best
+            # checkpoint, and with it the best epoch's loss state, e.g. APAO's weights)
             replicas = distributed.gather(distributed.weights_fingerprint(trainer.model))
+            loss_state = trainer.loss_state_summary()
             test_start = perf_counter()
             test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=bars,
                                            diagnostics=True)
@@ -164,7 +166,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
         "best_epoch": trainer.best_epoch,
         "valid_history": trainer.valid_history,
         "diagnostics": trainer.last_diagnostics,
-        "loss_state": trainer.loss_state_summary(),
+        "loss_state": loss_state,
         "timings": {
             "total_s": perf_counter() - start,
             "fit_s": fit_s,

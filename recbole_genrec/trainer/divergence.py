@@ -55,6 +55,26 @@ class DivergenceMonitor:
         self.epoch, self.epoch_sum, self.epoch_steps = None, 0.0, 0
         self.epoch_means = deque(maxlen=FALLING_EPOCHS + 1)  # of the last finished epochs
 
+    def reset_reference(self) -> None:
+        """Measure the weights' growth from now on (after ``--init_from`` loaded another
+        run's weights: their norm, not the random initialisation's, is the start)."""
+        self.initial_norm = parameter_norm(self.model)
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to go on checking as if never stopped."""
+        return {"window": list(self.window), "initial_norm": self.initial_norm,
+                "step": self.step, "epoch": self.epoch, "epoch_sum": self.epoch_sum,
+                "epoch_steps": self.epoch_steps, "epoch_means": list(self.epoch_means)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.window.clear()
+        self.window.extend(state["window"])
+        self.epoch_means.clear()
+        self.epoch_means.extend(state["epoch_means"])
+        self.initial_norm, self.step = state["initial_norm"], state["step"]
+        self.epoch, self.epoch_sum = state["epoch"], state["epoch_sum"]
+        self.epoch_steps = state["epoch_steps"]
+
     def check(self, epoch: int, loss: float, grad_norm: float | None = None) -> None:
         """After one step's forward (and backward, when ``grad_norm`` is given)."""
         if epoch != self.epoch:

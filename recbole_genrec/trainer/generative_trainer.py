@@ -224,6 +224,7 @@ class GenerativeTrainer(SequentialTrainer):
             raise ConfigError(f"--init_from={path} does not match the model ({trained}): "
                               f"parameters {bad[:3]} differ", None, todo)
         self.logger.info(f"Initialised model weights from {path}")
+        self.divergence.reset_reference()  # growth is measured from these weights
         if hasattr(self.model.loss, "on_init_from"):
             self.model.loss.on_init_from(self.model)
 

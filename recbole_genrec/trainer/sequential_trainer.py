@@ -169,6 +169,7 @@ class SequentialTrainer(Trainer):
             "training_done": done,
             "result_file": self.result_file,
             "rng": rng_state(self._train_data),
+            "divergence": self.divergence.state_dict(),
             **self.extra_training_state(),
         }
 
@@ -203,6 +204,8 @@ class SequentialTrainer(Trainer):
         self.stop_reason = state["stop_reason"]
         self.saved_model_file = state["best_model_file"]
         self.last_model_file = str(path)
+        if "divergence" in state:  # (states written before it was kept: start afresh)
+            self.divergence.load_state_dict(state["divergence"])
         self.restore_extra_training_state(state)
         self._resumed = state
         self.logger.info(f"resuming from {path}: {len(self.epoch_times)} epochs done"
