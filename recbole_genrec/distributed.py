@@ -7,9 +7,14 @@ joins the process group in :meth:`GenRecConfig._init_device` with the backend
 the device calls for -- NCCL on CUDA, Gloo on CPU (RecBole always asked for
 NCCL) -- and trains on its shard of every batch (RecBole's ``DistributedSampler``).
 Gradients are averaged by ``DistributedDataParallel``; evaluation gathers every
-rank's ranked lists, drops the sampler's padding duplicates and computes the
-metrics once over all users, so they equal a one-process evaluation; rank 0
+rank's ranked lists, drops the sampler's padding duplicates (by row index: a split
+that gives a user several rows keeps them all) and computes the metrics once over
+all rows, so they equal a one-process evaluation; rank 0
 alone writes checkpoints, TensorBoard and the result JSON.
+
+Random streams: rank ``r`` (global: ``local_rank + offset``) is seeded with
+``seed + r`` -- ranks on different machines must not share dropout masks or
+sampled negatives -- and the training shuffle with ``seed`` (``seed_data_order``).
 
 Helpers for the collectives the trainers need (no-ops in a one-process run).
 """
@@ -18,6 +23,7 @@ import socket
 
 import torch
 import torch.distributed as dist
+from torch.utils.data.distributed import DistributedSampler
 
 
 def active() -> bool:
@@ -74,6 +80,36 @@ def mean(tensor: torch.Tensor) -> torch.Tensor:
     reduced = tensor.detach().to(_backend_device(), copy=True)
     dist.all_reduce(reduced)
     return (reduced / dist.get_world_size()).to(tensor.device)
+
+
+def rows(tensor: torch.Tensor) -> torch.Tensor:
+    """``[world_size, *tensor.shape]``: every rank's ``tensor``, in rank order (on
+    ``tensor``'s device); ``tensor[None]`` in a one-process run."""
+    if not active():
+        return tensor.unsqueeze(0)
+    local = tensor.detach().to(_backend_device(), copy=True)
+    out = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, local)
+    return torch.stack(out).to(tensor.device)
+
+
+def seed_rank(seed: int, reproducibility: bool) -> None:
+    """Seed this process's random streams (Python, NumPy, torch) with ``seed`` plus its
+    global rank: ranks on two machines share local ranks, and then drew the same
+    dropout masks and sampled negatives."""
+    from recbole.utils import init_seed
+
+    init_seed(seed + rank(), reproducibility)
+
+
+def seed_data_order(loader, seed: int) -> None:
+    """Shuffle a data-parallel training loader with the run's ``seed``: RecBole builds
+    its ``DistributedSampler`` with the default ``seed=0``, so every seed of a
+    multi-process repeat saw the same batch order (a one-process loader is seeded
+    with ``seed`` by RecBole already)."""
+    sampler = getattr(loader, "sampler", None)
+    if isinstance(sampler, DistributedSampler):
+        sampler.seed = int(seed)
 
 
 def barrier() -> None:

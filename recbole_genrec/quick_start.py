@@ -105,8 +105,9 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
             dataset = GenRecDataset(config)
             logger.info(dataset)
             train_data, valid_data, test_data = data_preparation(config, dataset)
+            distributed.seed_data_order(train_data, config["seed"])
 
-            init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+            distributed.seed_rank(config["seed"], config["reproducibility"])
             model = config.model_class(config, train_data._dataset).to(config["device"])
             logger.info(model if config["verbose"] else model_summary(model))
             trainer = get_trainer(config.model_class)(config, model)
@@ -133,8 +134,10 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
             best_valid_score, best_valid_result = trainer.fit(
                 train_data, valid_data, saved=saved, show_progress=bars, callback_fn=callback)
             fit_s = perf_counter() - fit_start
-            # the replicas after training (before the test loads the best checkpoint)
+            # the replicas and the loss's state after training (the test loads the best
+            # checkpoint, and with it the best epoch's loss state, e.g. APAO's weights)
             replicas = distributed.gather(distributed.weights_fingerprint(trainer.model))
+            loss_state = trainer.loss_state_summary()
             test_start = perf_counter()
             test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=bars,
                                            diagnostics=True)
@@ -163,7 +166,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
         "best_epoch": trainer.best_epoch,
         "valid_history": trainer.valid_history,
         "diagnostics": trainer.last_diagnostics,
-        "loss_state": trainer.loss_state_summary(),
+        "loss_state": loss_state,
         "timings": {
             "total_s": perf_counter() - start,
             "process_cpu_s": process_time() - cpu_start,  # this process's CPU seconds

@@ -136,6 +136,31 @@ def test_table_numbers_from_fabricated_results(fake_results, tmp_path, test):
     assert "seeds 2020, 2021, 2022" in markdown and "--epochs=1" in markdown
 
 
+
+def test_default_test_is_welch_over_seeds_and_paired_over_users_for_one_seed(fake_results,
+                                                                             tmp_path):
+    """The default (--test=auto) accounts for the seed variance when there are seeds to
+    measure it (once it was the one-sample test, which takes the baseline mean as exact)."""
+    run_compare(fake_results, tmp_path / "three")
+    assert read_csv(tmp_path / "three" / "table.csv")["TIGER:apao", "ndcg@10"]["test"] == "welch"
+    compare.main(["--dataset=Tiny", "--seeds=1", "--runs", *FAKE_RUNS,
+                  f"--results_dir={fake_results}", f"--out={tmp_path / 'one'}", "--no_train",
+                  "--epochs=1"])
+    assert read_csv(tmp_path / "one" / "table.csv")["TIGER:apao", "ndcg@10"]["test"] == "paired_t"
+    run_compare(fake_results, tmp_path / "paper", "--test=one_sample")  # still an option
+    assert read_csv(tmp_path / "paper" / "table.csv")["TIGER:apao", "ndcg@10"]["test"] == \
+        "one_sample"
+
+
+@pytest.mark.parametrize("test", sorted(sig.TESTS))
+def test_every_table_says_what_was_tested_and_what_the_test_ignores(fake_results, tmp_path,
+                                                                   test):
+    run_compare(fake_results, tmp_path, f"--test={test}")
+    line = next(line for line in (tmp_path / "table.md").read_text().splitlines()
+                if line.startswith("Tested: "))
+    assert sig.DESCRIPTIONS[test] in line and f"it ignores {sig.IGNORES[test]}" in line
+
+
 def test_planted_improvement_is_marked_and_null_is_not(fake_results, tmp_path):
     table = run_compare(fake_results, tmp_path / "a", "--test=paired_t")
     assert all(table.cells["TIGER:apao", m].significant for m in METRICS)

@@ -61,6 +61,83 @@ def test_no_false_alarm(grow, losses):
         m.check(0, loss)
 
 
+def feed_epochs(m, epoch_means, steps=2):
+    """Each epoch's steps, around the given mean."""
+    for epoch, mean in enumerate(epoch_means):
+        for step in range(steps):
+            m.check(epoch, mean + (0.01 if step else -0.01), 1.0)
+
+
+def test_loss_falling_without_bound_stops():
+    """BEAR with the gradient through its threshold on Office (issue 21): the loss fell
+    -2.3, -23.6, -62.9, -119.4, ... and nothing noticed.  Stopped when the fifth epoch
+    starts, naming the fourth."""
+    m, _ = monitor(steps=3)
+    with pytest.raises(TrainingDiverged, match=r"falling without bound \(epoch means -2.3, "
+                                               r"-23.6, -62.9, -119.4.*\(epoch 3, step 8\); "
+                                               r"the loss has no lower bound"):
+        feed_epochs(m, [-2.3, -23.6, -62.9, -119.4, -192.5, -278.6, -378.2])
+
+
+@pytest.mark.parametrize("epoch_means", [
+    [6.1, 4.2, 3.5, 3.1, 2.9, 2.8],           # CE: positive, slowing down
+    [-0.5, -0.8, -0.95, -1.0, -1.02],         # negative, but slowing down near a bound
+    [-1.0, -2.0, -2.5, -3.5, -3.6],           # negative, the falls do not keep growing
+    [-1.0, -5.0, -20.0],                      # accelerating, but for fewer epochs than the rule
+])
+def test_no_false_alarm_on_a_loss_that_slows_down(epoch_means):
+    m, _ = monitor(steps=3)
+    feed_epochs(m, epoch_means + [epoch_means[-1]])
+
+
+def test_resumed_monitor_goes_on_as_if_never_stopped():
+    """Its window, reference norm and epoch means are resume state: two flat steps
+    before the stop and one after make the three-step window (once the window and the
+    epoch means restarted empty after a resume)."""
+    m, model = monitor(steps=3, ratio=10.0)
+    with torch.no_grad():
+        model.weight.mul_(11)
+    m.check(0, 1.3863)
+    m.check(0, 1.3863)
+    resumed, _ = monitor(steps=3, ratio=10.0)
+    resumed.model = model
+    resumed.load_state_dict(m.state_dict())
+    with pytest.raises(TrainingDiverged, match=r"stayed at 1.3863 for 3 steps.*step 3\)"):
+        resumed.check(1, 1.3863)
+
+    falling, _ = monitor(steps=3)
+    feed_epochs(falling, [-2.3, -23.6, -62.9])
+    again, _ = monitor(steps=3)
+    again.load_state_dict(falling.state_dict())
+    with pytest.raises(TrainingDiverged, match="falling without bound"):
+        for step in range(3):
+            again.check(3 + step // 2, -119.4)
+
+
+def test_init_from_measures_weight_growth_from_the_loaded_weights(tiny_dataset, tmp_path):
+    """The reference norm was the random initialisation's even under --init_from."""
+    from generative_setup import build, build_trainer
+
+    config, model, *_ = build("TIGER", tiny_dataset, loss="ce")
+    trainer = build_trainer(config, model)
+    random_init = parameter_norm(model)
+    state = {k: v * 5 if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    path = tmp_path / "scaled.pth"
+    torch.save({"state_dict": state, "config": {}}, path)
+    trainer.init_from_checkpoint(str(path))
+    assert trainer.divergence.initial_norm == pytest.approx(5 * random_init, rel=1e-4)
+
+
+def test_training_state_holds_the_monitor(tiny_dataset, tmp_path):
+    options = {**tiny_dataset.config, **TINY_ARCH["TIGER"], "epochs": 1, "loss": "ce",
+               "pruning_rate_users": 0}
+    result = run("TIGER", tiny_dataset.name, config_dict=options,
+                 result_file=tmp_path / "r.json")
+    state = torch.load(result["last_checkpoint"], weights_only=False)
+    assert state["divergence"]["step"] > 0 and len(state["divergence"]["epoch_means"]) == 0
+    assert state["divergence"]["epoch_steps"] == state["divergence"]["step"]
+
+
 @pytest.mark.parametrize("model, loss", [("TIGER", "ce"), ("LlamaGR", "apao"), ("SASRec", None)])
 def test_too_high_learning_rate_marks_the_result_diverged(tiny_dataset, tmp_path, model, loss):
     """The issue's case: lr 1e6 keeps TIGER at a constant, finite loss with exploding

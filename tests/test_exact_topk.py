@@ -201,3 +201,24 @@ def test_trained_model_top_k_equals_full_expansion(tiny_dataset):
     assert torch.equal(items, want_items)
     assert torch.allclose(scores, want_scores, atol=1e-5)
     assert found.decoded.float().mean() < sum(model.trie.level_size[:-1])
+
+
+def test_exact_evaluation_breaks_score_ties_by_increasing_item_id(tiny_dataset, monkeypatch):
+    """Every item scores the same: the exact top K is items 1..K (item 0 is no item),
+    so a target t ranks t-th.  The evaluation once took torch.topk's order of ties,
+    which is unspecified (and not the rule of exact_topk.top_k)."""
+    config, model, _, _, test = build("TIGER", tiny_dataset, loss="ce", ranking_mode="exact",
+                                      pruning_rate_users=0)
+    trainer = build_trainer(config, model)
+
+    def equal_scores(interaction):
+        scores = torch.zeros(len(interaction), model.n_items)
+        scores[:, 0] = -math.inf
+        return scores
+
+    monkeypatch.setattr(model, "full_sort_predict", equal_scores)
+    trainer.evaluate(test, load_best_model=False)
+    targets = torch.cat(trainer._eval_targets).tolist()
+    k = max(config["topk"])
+    assert trainer.last_eval_ranks == [t if t <= k else 0 for t in targets]
+    assert any(0 < t <= k for t in targets)

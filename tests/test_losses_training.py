@@ -174,6 +174,24 @@ def test_result_json_records_loss_hyperparameters_and_final_weights(tiny_dataset
     assert result["loss_state"]["per_epoch"][0]["prefix_weights"] == weights
 
 
+def test_result_json_final_loss_state_is_the_last_epochs_not_the_best_epochs(tiny_dataset,
+                                                                             tmp_path):
+    """Validation every 2 epochs of 3: the tested checkpoint is epoch 1's, training ends
+    after epoch 2.  loss_state.final held the best checkpoint's APAO weights (the test
+    loads them before the result was written)."""
+    from generative_setup import TINY_ARCH
+    result_file = tmp_path / "result.json"
+    run("TIGER", tiny_dataset.name, config_dict={
+        **tiny_dataset.config, **TINY_ARCH["TIGER"], "epochs": 3, "eval_step": 2,
+        "train_batch_size": 64, "micro_batch_size": 32, "eval_batch_size": 64,
+        "pruning_rate_users": 0, "loss": "apao", "apao_eta": 0.05}, result_file=result_file)
+    result = json.loads(result_file.read_text())
+    per_epoch = result["loss_state"]["per_epoch"]
+    assert result["best_epoch"] == 1 and len(per_epoch) == 3
+    assert per_epoch[2]["prefix_weights"] != per_epoch[1]["prefix_weights"]
+    assert result["loss_state"]["final"]["prefix_weights"] == per_epoch[2]["prefix_weights"]
+
+
 def test_checkpointed_candidate_chunks_give_the_same_loss_and_gradients(tiny_dataset):
     config, model, train, *_ = build("TIGER", tiny_dataset, loss="apao", apao_variant="pairwise",
                                      apao_n_neg=7, apao_eta=0.0)  # fixed weights

@@ -136,6 +136,13 @@ def test_every_shipped_profile_loads():
         assert profile.runs and profile.seeds
 
 
+def test_no_shipped_profile_uses_the_anticonservative_one_sample_test():
+    """The one-sample test takes the best baseline's mean as exact (gpu-paper used it)."""
+    for path in sorted(reproduce.PROFILES.glob("*.yaml")):
+        assert reproduce.load_profile(path.stem).test != "one_sample", path
+    assert reproduce.Profile("p", "D", [1, 2], [], {}).test == "auto"
+
+
 # -- the training-time budget -----------------------------------------------------------------
 
 def test_time_budget_stops_training_and_keeps_the_best_checkpoint(tiny_dataset, tmp_path):

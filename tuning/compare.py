@@ -6,7 +6,7 @@ significance markers against the best baseline.
     python -m tuning.compare --dataset=Office --seeds=5 \\
         --runs "TIGER:ce" "SASRec" "BERT4Rec" --methods "TIGER:apao:best.yaml" \\
         [--out DIR] [--results_dir DIR] [--no_train] [--alpha 0.01] \\
-        [--test one_sample|welch|paired_t|wilcoxon] [--alternative two-sided|greater] \\
+        [--test auto|welch|paired_t|wilcoxon|one_sample] [--alternative two-sided|greater] \\
         [--table_metrics recall@10 ndcg@10 recall@20 ndcg@20] [--key=value ...]
 
 A run is ``MODEL[:LOSS[:CONFIG.yaml]]`` (``SASRec``, ``TIGER:apao``,
@@ -33,7 +33,12 @@ them anywhere, e.g. on a GPU cluster, then compare again).
 **Statistics** (``tuning/significance.py``): ``--test`` picks the test,
 computed per (method, metric) cell; the p-values of all cells are corrected
 with Holm--Bonferroni and a cell is marked ``†`` when the adjusted p-value is
-below ``--alpha``.  The table states the test, alternative and alpha.
+below ``--alpha``.  The default, ``auto``, is Welch's t-test over seeds when
+there are at least two seeds and the paired t-test over users for a single
+seed; the one-sample test of the APAO paper (the best baseline's mean taken as
+exact: anti-conservative) is kept as ``--test=one_sample``.  Under the table,
+one line says what was tested and one what the test ignores, with the
+alternative and alpha.
 """
 
 import argparse
@@ -58,6 +63,7 @@ DEFAULT_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 DEFAULT_FIRST_SEED = 2020  # RecBole's default seed: --seeds=1 reproduces a plain run
 DEFAULT_LOSS = "ce"        # generative models' default loss (recbole_genrec.config)
 MARK = "†"                 # significance marker (not "*", which is Markdown emphasis)
+AUTO_TEST = "auto"         # Welch over seeds (2+ seeds), else paired t over users
 
 
 # -- run specs and seeds -----------------------------------------------------------------
@@ -258,11 +264,15 @@ class Table:
 
 
 def build_table(results: dict, roles: dict, dataset: str, seeds: list, metrics: list,
-                test: str = "one_sample", alternative: str = "two-sided", alpha: float = 0.01,
+                test: str = AUTO_TEST, alternative: str = "two-sided", alpha: float = 0.01,
                 overrides: dict | None = None) -> Table:
-    """``results``: label -> list of result dicts (one per seed, seed order)."""
+    """``results``: label -> list of result dicts (one per seed, seed order); ``test``:
+    one of ``significance.TESTS`` or ``auto`` (``significance.default_test``)."""
+    if test == AUTO_TEST:
+        test = sig.default_test(len(seeds))
     if test not in sig.TESTS:
-        raise ValueError(f"unknown test {test!r}; choose from {', '.join(sig.TESTS)}")
+        raise ValueError(f"unknown test {test!r}; choose from {AUTO_TEST}, "
+                         f"{', '.join(sig.TESTS)}")
     if "baseline" not in roles.values():
         raise ValueError("no baseline run: every run is a method (see --methods)")
     metrics = [m.lower() for m in metrics]
@@ -391,7 +401,8 @@ def render_markdown(table: Table) -> str:
               f"Roles: baselines {', '.join(baselines)}; methods {', '.join(methods) or 'none'}."]
     if methods:
         lines += [
-            f"Significance: {sig.DESCRIPTIONS[table.test]}; alternative {table.alternative}; "
+            f"Tested: {sig.DESCRIPTIONS[table.test]}; it ignores {sig.IGNORES[table.test]}.",
+            f"Significance: alternative {table.alternative}; "
             f"Holm-Bonferroni correction across the {len(methods) * len(metrics)} "
             f"(method, metric) cells; {MARK} = adjusted p < alpha = {table.alpha}; n/a = test "
             "undefined (fewer than 2 seeds, or no variance across seeds).",
@@ -457,7 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="result JSONs <dir>/<run>/seed<S>.json to reuse (default <out>/runs)")
     p.add_argument("--no_train", action="store_true",
                    help="do not train missing results; print the commands instead")
-    p.add_argument("--test", choices=sorted(sig.TESTS), default="one_sample")
+    p.add_argument("--test", choices=[AUTO_TEST, *sorted(sig.TESTS)], default=AUTO_TEST,
+                   help="auto (default): welch over seeds with 2+ seeds, else paired_t "
+                        "over users; one_sample is the APAO paper's (anti-conservative)")
     p.add_argument("--alternative", choices=sig.ALTERNATIVES, default="two-sided")
     p.add_argument("--alpha", type=float, default=0.01)
     p.add_argument("--table_metrics", nargs="+", default=list(DEFAULT_METRICS))

@@ -88,7 +88,7 @@ class Profile:
     workers: int = 1
     threads: int = 1
     description: str = ""
-    test: str = "paired_t"
+    test: str = compare.AUTO_TEST  # Welch over seeds (2+ seeds), else paired t over users
     alternative: str = "two-sided"
     alpha: float = 0.05
     table_metrics: list = field(default_factory=lambda: list(compare.DEFAULT_METRICS))

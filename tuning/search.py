@@ -13,6 +13,9 @@ Every trial is ``recbole_genrec.quick_start.run`` -- the code path of
 It reports the validation metrics to Ray Tune after every validation
 (``ray.tune.report(dict)``); the objective (``--metric``, default the config's
 ``valid_metric``, e.g. ``ndcg@10``) is the best value over the trial's epochs.
+Each report also carries that best so far (``OBJECTIVE``), and the sampler and
+ASHA read it: Ray hands the sampler a trial's *last* report, which with early
+stopping comes ``stopping_step`` validations after the peak.
 
 Search space (default ``tuning/spaces/<loss>.yaml``, for ``--loss=a+b`` the
 files of both parts, or ``<model>.yaml`` when the loss has none, e.g. ``ce``)::
@@ -69,6 +72,7 @@ RUN_RESULT = "run_result.json"  # quick_start's result JSON inside each trial fo
 SETTINGS = "search_settings.json"
 PATH_OPTIONS = ("data_path", "init_from")  # path-valued options resolved in the driver
 EXIT_INTERRUPTED = 130  # exit status of an interrupted search (as a shell's after Ctrl-C)
+OBJECTIVE = "best_objective"  # best --metric over the trial's validations so far: what TPE learns
 
 
 # -- search space ----------------------------------------------------------------------------
@@ -187,6 +191,22 @@ class DivergedError(RuntimeError):
     """The validation score is not finite."""
 
 
+def trial_metrics(epoch, valid_score, valid_result, settings: SearchSettings,
+                  best_so_far: float | None) -> dict:
+    """One validation's report: its metrics, ``epoch`` and ``OBJECTIVE``, the best
+    ``settings.metric`` of the trial so far (``best_so_far`` is the previous report's)."""
+    metrics = {k: float(v) for k, v in dict(valid_result or {}).items()}
+    metrics.update(valid_score=float(valid_score), epoch=int(epoch))
+    for key in dict.fromkeys(("valid_score", settings.metric)):
+        if not math.isfinite(metrics.get(key, math.nan)):
+            raise DivergedError(f"epoch {epoch}: {key}={metrics.get(key)} (diverged)")
+    value = metrics[settings.metric]
+    if best_so_far is not None:
+        value = (max if settings.mode == "max" else min)(value, best_so_far)
+    metrics[OBJECTIVE] = value
+    return metrics
+
+
 def train_trial(params: dict, settings: SearchSettings) -> None:
     """Ray Tune function trainable: one ``quick_start.run`` in the trial's working folder.
 
@@ -212,14 +232,12 @@ def train_trial(params: dict, settings: SearchSettings) -> None:
         config_dict["threads"] = max(1, int(settings.cpus_per_trial))
     cmd = {k: v for k, v in settings.cmd_overrides().items() if k not in config_dict}
     node_id = ray.get_runtime_context().get_node_id()  # Ray adds hostname and node_ip itself
+    best = {}
 
     def report(epoch, valid_score, valid_result):
-        metrics = {k: float(v) for k, v in dict(valid_result or {}).items()}
-        metrics.update(valid_score=float(valid_score), epoch=int(epoch), node_id=node_id)
-        for key in dict.fromkeys(("valid_score", settings.metric)):
-            if not math.isfinite(metrics.get(key, math.nan)):
-                raise DivergedError(f"epoch {epoch}: {key}={metrics.get(key)} (diverged)")
-        tune.report(metrics)
+        metrics = trial_metrics(epoch, valid_score, valid_result, settings, best.get(OBJECTIVE))
+        best[OBJECTIVE] = metrics[OBJECTIVE]
+        tune.report({**metrics, "node_id": node_id})
 
     result = run(settings.model, settings.dataset, config_files=settings.config_files,
                  config_dict=config_dict, cmd_overrides=cmd, epoch_callback=report,
@@ -324,7 +342,10 @@ class ProgressPrinter(tune.Callback):
             self.bar.write(line)
 
 
-def build_tuner(settings: SearchSettings, storage: Path, name: str):
+def tune_config(settings: SearchSettings) -> tune.TuneConfig:
+    """TPE sampler (and ASHA) on ``OBJECTIVE``, each trial's best ``settings.metric`` so
+    far: the sampler learns from the trial's best validation, the number trials.csv and
+    best.yaml report, not from its last one."""
     import optuna
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -337,13 +358,16 @@ def build_tuner(settings: SearchSettings, storage: Path, name: str):
                                   max_t=max(settings.max_epochs, settings.asha_grace_period),
                                   grace_period=settings.asha_grace_period,
                                   reduction_factor=settings.asha_reduction_factor)
+    return tune.TuneConfig(
+        metric=OBJECTIVE, mode=settings.mode, search_alg=searcher, scheduler=scheduler,
+        num_samples=settings.num_samples, max_concurrent_trials=settings.max_concurrent_trials)
+
+
+def build_tuner(settings: SearchSettings, storage: Path, name: str):
     return tune.Tuner(
         trainable_for(settings),
         param_space=to_tune(settings.space),
-        tune_config=tune.TuneConfig(
-            metric=settings.metric, mode=settings.mode, search_alg=searcher,
-            scheduler=scheduler, num_samples=settings.num_samples,
-            max_concurrent_trials=settings.max_concurrent_trials),
+        tune_config=tune_config(settings),
         run_config=tune.RunConfig(
             name=name, storage_path=str(storage), verbose=1,
             callbacks=[ProgressPrinter(settings.num_samples)],

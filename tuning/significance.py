@@ -11,8 +11,9 @@ Two kinds of samples are compared:
   baseline's mean, the protocol of the APAO paper).  The one-sample test treats
   the baseline mean as exact, so its false-positive rate is above the nominal
   level when the baseline mean is itself estimated from a few seeds
-  (``tests/test_significance.py`` measures it); prefer ``welch`` for a
-  test that accounts for both runs' seed variance.
+  (``tests/test_significance.py`` measures it); ``welch`` accounts for both
+  runs' seed variance and is the default (``default_test``) when there are
+  at least two seeds.
 
 A test that is undefined -- fewer than two seeds, or seed values without any
 variance (e.g. two seeds with the same 4-decimal metric) while the means differ,
@@ -118,6 +119,27 @@ DESCRIPTIONS = {
     "one_sample": "one-sample t-test over seeds (scipy.stats.ttest_1samp) of the method's "
                   "per-seed values against the best baseline's mean (APAO paper protocol)",
 }
+
+# What each test leaves out: printed under every table next to what was tested.
+IGNORES = {
+    "paired_t": "the variance over training seeds (each user counts once, averaged over "
+                "the seeds): it compares these trained models on these users, not the "
+                "training procedures",
+    "wilcoxon": "the variance over training seeds (each user counts once, averaged over "
+                "the seeds): it compares these trained models on these users, not the "
+                "training procedures",
+    "welch": "the spread over users within a seed (each seed is one value); with few "
+             "seeds it has little power",
+    "one_sample": "the best baseline's own seed variance (its mean is taken as exact), so "
+                  "its false-positive rate is above alpha when that mean comes from a few seeds",
+}
+
+
+def default_test(n_seeds: int) -> str:
+    """The test of ``--test=auto``: Welch over seeds when there are at least two (a
+    claim about training procedures needs their seed variance), else the paired t-test
+    over users (the only test one seed allows; it needs per-user ranks)."""
+    return "welch" if n_seeds >= 2 else "paired_t"
 
 
 # -- multiple comparisons --------------------------------------------------------------------

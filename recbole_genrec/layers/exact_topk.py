@@ -69,6 +69,13 @@ def top_k(items: torch.Tensor, scores: torch.Tensor, k: int):
     return items.gather(1, order), scores.gather(1, order)
 
 
+def top_k_of_table(table: torch.Tensor, k: int) -> torch.Tensor:
+    """Item ids of the ``k`` best scores of ``table [U, n_items]``, best first; equal
+    scores in increasing item id, the rule of :func:`top_k` (``torch.topk`` leaves
+    the order of ties unspecified: it changes with the table's size)."""
+    return table.sort(dim=1, descending=True, stable=True).indices[:, :k]
+
+
 def item_score_table(candidates: Candidates, n_items: int) -> torch.Tensor:
     """``[U, n_items]``: the candidates' scores, -inf for every other item."""
     table = torch.full((len(candidates.items), n_items), NEG_INF, device=candidates.scores.device)

@@ -19,6 +19,16 @@ Rules (``apao_weight_rule``):
   carried over; with their default ``eta = 0`` this is ``w = L / sum(L)``.
 
 Non-finite losses leave the weights unchanged (the trainer stops on NaN losses).
+
+Data-parallel runs (``--nproc``): each rank holds ``1/N`` of a batch and calls
+``update`` once per micro-batch, as one process does on its micro-batches.  The
+carried rules therefore apply one update per rank's micro-batch, with that
+micro-batch's own losses, gathered from every rank (rank order): N ranks make
+the N updates one process makes on the same micro-batches, and as the updates
+add up in log space, the weights after each step equal one process's on the same
+data order.  (Averaging the losses over the ranks and updating once made N
+times fewer updates: eta acted as eta/N.)  ``reference`` is recomputed from the
+current losses, not carried: it uses their mean over the ranks.
 """
 
 import torch
@@ -40,20 +50,27 @@ class AdaptivePrefixWeights(nn.Module):
     @torch.no_grad()
     def update(self, losses: torch.Tensor) -> torch.Tensor:
         """One step of the rule with the prefix losses ``[M]``; returns the new weights.
-        In a data-parallel run the losses are first averaged over the ranks, so that
+        In a data-parallel run every rank's losses take part (see the module doc), so
         every replica carries the same weights."""
-        losses = distributed.mean(losses.detach().to(self.weights))
-        if not torch.isfinite(losses).all():
-            return self.weights
+        losses = losses.detach().to(self.weights)
         if self.rule == "reference":
+            losses = distributed.mean(losses)
+            if not torch.isfinite(losses).all():
+                return self.weights
             scores = losses * torch.exp(self.eta * losses)
             total = scores.sum()
             new = scores / total if total > 1e-12 else torch.full_like(scores, 1.0 / len(scores))
-        else:
-            step = losses / (losses.sum() + 1e-12) if self.rule == "algorithm" else losses
+            self.weights.copy_(new)
+            return self.weights
+        log_w = torch.log(self.weights)
+        for rank_losses in distributed.rows(losses):  # one update per rank's micro-batch
+            if not torch.isfinite(rank_losses).all():
+                continue
+            step = (rank_losses / (rank_losses.sum() + 1e-12) if self.rule == "algorithm"
+                    else rank_losses)
             # w * exp(eta * L) / Z, in log space (no overflow for large eta * L)
-            new = torch.softmax(torch.log(self.weights) + self.eta * step, dim=0)
-        self.weights.copy_(new)
+            log_w = torch.log_softmax(log_w + self.eta * step, dim=0)
+        self.weights.copy_(log_w.exp())
         return self.weights
 
     def extra_repr(self) -> str:

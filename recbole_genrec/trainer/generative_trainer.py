@@ -45,6 +45,7 @@ from torch.nn.utils import clip_grad_norm_, get_total_norm
 
 from recbole_genrec import distributed
 from recbole_genrec.errors import ConfigError
+from recbole_genrec.layers.exact_topk import top_k_of_table
 from recbole_genrec.progress import progress_bar
 from recbole_genrec.trainer.checkpoint_io import load_checkpoint
 from recbole_genrec.trainer.sequential_trainer import SequentialTrainer
@@ -226,6 +227,7 @@ class GenerativeTrainer(SequentialTrainer):
             raise ConfigError(f"--init_from={path} does not match the model ({trained}): "
                               f"parameters {bad[:3]} differ", None, todo)
         self.logger.info(f"Initialised model weights from {path}")
+        self.divergence.reset_reference()  # growth is measured from these weights
         if hasattr(self.model.loss, "on_init_from"):
             self.model.loss.on_init_from(self.model)
 
@@ -237,7 +239,7 @@ class GenerativeTrainer(SequentialTrainer):
         target[positive_u] = positive_i.to(self.device)
         k = max(self.topk)
         if self.ranking_mode == "exact":
-            items = self.model.full_sort_predict(interaction).topk(k, dim=1).indices
+            items = top_k_of_table(self.model.full_sort_predict(interaction), k)
         else:
             result = self.model.beam_search(interaction)
             items = result.items[:, :k]

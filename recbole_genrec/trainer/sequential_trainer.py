@@ -169,6 +169,7 @@ class SequentialTrainer(Trainer):
             "training_done": done,
             "result_file": self.result_file,
             "rng": rng_state(self._train_data),
+            "divergence": self.divergence.state_dict(),
             **self.extra_training_state(),
         }
 
@@ -203,6 +204,8 @@ class SequentialTrainer(Trainer):
         self.stop_reason = state["stop_reason"]
         self.saved_model_file = state["best_model_file"]
         self.last_model_file = str(path)
+        if "divergence" in state:  # (states written before it was kept: start afresh)
+            self.divergence.load_state_dict(state["divergence"])
         self.restore_extra_training_state(state)
         self._resumed = state
         self.logger.info(f"resuming from {path}: {len(self.epoch_times)} epochs done"
@@ -390,17 +393,20 @@ class SequentialTrainer(Trainer):
     def set_per_user_outputs(self, outputs: dict) -> None:
         pass
 
-    def _gather_users(self, user_ids, struct):
-        """Every rank's evaluated users into one set on every rank: the ranked lists in
-        ``struct`` and the subclasses' per-user outputs, without the duplicates that
-        the distributed sampler pads each shard with, in user-id order."""
+    def _gather_rows(self, positions, user_ids, struct):
+        """Every rank's evaluation rows into one set on every rank: the ranked lists in
+        ``struct`` and the subclasses' per-user outputs, in the evaluation data's row
+        order (``positions``: each local row's index there), without the duplicates
+        the distributed sampler pads each shard with.  Rows are told apart by their
+        index, not their user: a split that gives a user several evaluation rows
+        keeps them all."""
         rows = {k: struct.get(k) for k in PER_USER_KEYS if k in struct}
-        parts = distributed.gather((user_ids, rows, self.per_user_outputs()))
-        user_ids = torch.cat([p[0] for p in parts])
-        user_ids, first = _first_occurrences(user_ids)
+        parts = distributed.gather((positions, user_ids, rows, self.per_user_outputs()))
+        _, first = _first_occurrences(torch.cat([p[0] for p in parts]))
+        user_ids = torch.cat([p[1] for p in parts])[first]
         for key in rows:
-            struct.set(key, torch.cat([p[1][key] for p in parts])[first])
-        extras = {key: torch.cat([p[2][key] for p in parts])[first] for key in parts[0][2]}
+            struct.set(key, torch.cat([p[2][key] for p in parts])[first])
+        extras = {key: torch.cat([p[3][key] for p in parts])[first] for key in parts[0][3]}
         return user_ids, extras
 
     @torch.no_grad()
@@ -434,7 +440,11 @@ class SequentialTrainer(Trainer):
         struct = self.eval_collector.get_data_struct()
         user_ids = torch.cat(users)
         if distributed.active():
-            user_ids, extras = self._gather_users(user_ids, struct)
+            positions = torch.tensor(list(iter(eval_data.sampler)), dtype=torch.long)
+            if len(positions) != len(user_ids):
+                raise RuntimeError(f"rank {distributed.rank()}: {len(user_ids)} evaluation "
+                                   f"rows for {len(positions)} sampled indices")
+            user_ids, extras = self._gather_rows(positions, user_ids, struct)
             self.set_per_user_outputs(extras)
         result = self.evaluator.evaluate(struct)
 
