@@ -72,6 +72,14 @@ class GenRecDataset(SequentialDataset):
                 f"(sequence_stride={self.config['sequence_stride']})")
         return datasets
 
+    def _get_load_and_unload_col(self, source):
+        """RecBole's, plus the item text field that LLMRec reads (``title_field``)."""
+        load_col, unload_col = super()._get_load_and_unload_col(source)
+        title = self.config["title_field"]
+        if title and load_col is not None and getattr(source, "value", source) == "item":
+            load_col = load_col | {self.config["ITEM_ID_FIELD"], title}
+        return load_col, unload_col
+
     def _load_feat(self, filepath, source):
         load_col, _ = self._get_load_and_unload_col(source)
         if load_col:

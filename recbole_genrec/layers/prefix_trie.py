@@ -88,10 +88,12 @@ class PrefixTrie(nn.Module):
         """All nodes of ``level`` (>= 1): their codes and parents, each ``[n_nodes]``."""
         return getattr(self, f"node_code_{level}"), getattr(self, f"node_parent_{level}")
 
-    def valid_next_mask(self, items: torch.Tensor, codebook_size: int) -> torch.Tensor:
-        """``[B, L, K]`` bool: the codes that continue each item's prefix at each level."""
+    def valid_next_mask(self, items: torch.Tensor, codebook_size: int,
+                        n_levels: int | None = None) -> torch.Tensor:
+        """``[B, L, K]`` bool: the codes that continue each item's prefix at each level
+        (the first ``n_levels`` levels when given)."""
         masks = []
-        for level in range(self.n_levels):
+        for level in range(self.n_levels if n_levels is None else n_levels):
             codes, _, valid = self.children_of(level, self.item_node[items, level])
             codes = torch.where(valid, codes, codebook_size)  # padding -> spare column
             mask = torch.zeros(*items.shape, codebook_size + 1, dtype=torch.bool, device=items.device)

@@ -25,15 +25,25 @@ class TrainBatch:
     codes: torch.Tensor  # [B, L] target codes
     logits: torch.Tensor  # [B, L, K] next-code logits under teacher forcing
     interaction: object = None  # the micro-batch itself (a reference model re-encodes it)
+    mask: torch.Tensor = None  # [B, L] bool, True = a real token (None: all are; LLMRec's
+    #                            titles have different lengths, padding after each one's end)
     _token_logp: torch.Tensor = field(default=None, init=False, repr=False)
 
     def token_logp(self) -> torch.Tensor:
         """``[B, L]`` log-prob of each target code, softmax over its level (APAO Eq. 3).
-        Computed once per batch (several loss terms share it)."""
+        Computed once per batch (several loss terms share it); 0 at padding (``mask``)."""
         if self._token_logp is None:
             self._token_logp = F.log_softmax(self.logits, -1).gather(
                 -1, self.codes.unsqueeze(-1)).squeeze(-1)
+            if self.mask is not None:
+                self._token_logp = self._token_logp.masked_fill(~self.mask, 0.0)
         return self._token_logp
+
+    def token_mean(self, values: torch.Tensor) -> torch.Tensor:
+        """Mean of per-token ``values [B, L]`` over the real tokens of the batch."""
+        if self.mask is None:
+            return values.mean()
+        return values.masked_fill(~self.mask, 0.0).sum() / self.mask.sum().clamp(min=1)
 
 
 class GenerativeLoss(nn.Module):
@@ -63,8 +73,10 @@ class GenerativeLoss(nn.Module):
 
 
 def cross_entropy(batch: TrainBatch) -> torch.Tensor:
-    """Token-level cross-entropy averaged over the ``T`` levels and the batch (APAO Eq. 4)."""
-    return -batch.token_logp().mean()
+    """Token-level cross-entropy averaged over the ``T`` levels and the batch (APAO Eq. 4);
+    with a ``mask``, over the batch's real tokens (BEAR Eq. 2.1 summed over the batch,
+    divided by its number of target tokens)."""
+    return -batch.token_mean(batch.token_logp())
 
 
 def option(config, key: str, choices=None):

@@ -76,14 +76,15 @@ class BEARLoss(GenerativeLoss):
 
     def forward(self, model, batch):
         ce = cross_entropy(batch)  # Eq. 2.1 / T (= APAO Eq. 4)
-        candidates = (model.trie.valid_next_mask(batch.items, batch.logits.shape[-1])
+        candidates = (model.trie.valid_next_mask(batch.items, batch.logits.shape[-1],
+                                                 n_levels=batch.codes.shape[1])
                       if self.constrained else None)
         terms, violated = bear_terms(batch.logits, batch.codes, self.beam, self.xi, candidates,
                                      self.threshold_grad)
-        reg = terms.mean()  # Eq. 3.4 / T
+        reg = batch.token_mean(terms)  # Eq. 3.4 / T
         total = ce + self.lam * reg  # Eq. 3.5 / T
         return total, {"ce": ce.detach(), "bear_reg": reg.detach(),
-                       "violation_rate": violated.float().mean()}
+                       "violation_rate": batch.token_mean(violated.float())}
 
     def extra_repr(self) -> str:
         return (f"lambda={self.lam}, xi={self.xi}, beam={self.beam}, constrained={self.constrained}, "

@@ -15,10 +15,14 @@ import torch.nn.functional as F
 from recbole_genrec.losses.base import GenerativeLoss
 
 
-def masked_softmax_ce(logits, codes, valid, tau: float = 1.0):
-    """``logits [B, L, K]``, ``codes [B, L]``, ``valid [B, L, K]`` -> scalar."""
+def masked_softmax_ce(logits, codes, valid, tau: float = 1.0, mask=None):
+    """``logits [B, L, K]``, ``codes [B, L]``, ``valid [B, L, K]`` -> scalar; ``mask [B, L]``
+    (optional) keeps the real tokens only (variable-length identifiers)."""
     masked = (logits / tau).masked_fill(~valid, float("-inf"))
-    return -F.log_softmax(masked, -1).gather(-1, codes.unsqueeze(-1)).mean()
+    token = -F.log_softmax(masked, -1).gather(-1, codes.unsqueeze(-1)).squeeze(-1)
+    if mask is None:
+        return token.mean()
+    return token.masked_fill(~mask, 0.0).sum() / mask.sum().clamp(min=1)
 
 
 class MSLLoss(GenerativeLoss):
@@ -31,8 +35,9 @@ class MSLLoss(GenerativeLoss):
             raise ValueError(f"msl_tau={self.tau}: the temperature must be positive")
 
     def forward(self, model, batch):
-        valid = model.trie.valid_next_mask(batch.items, batch.logits.shape[-1])
-        loss = masked_softmax_ce(batch.logits, batch.codes, valid, self.tau)
+        valid = model.trie.valid_next_mask(batch.items, batch.logits.shape[-1],
+                                           n_levels=batch.codes.shape[1])
+        loss = masked_softmax_ce(batch.logits, batch.codes, valid, self.tau, batch.mask)
         return loss, {"msl": loss.detach()}
 
     def extra_repr(self) -> str:
