@@ -66,22 +66,24 @@ class TitleDecoding:
 
     def __init__(self, backbone, ctx, end: int):
         self.backbone, self.ctx, self.end = backbone, ctx, end
-        self.cache, self.finished, self.row, self.generated = None, None, None, 0
+        self.cache, self.row, self.generated = None, None, 0
 
     def step(self, codes, parent):
         if codes is None:
-            logp = self.backbone.first_logp(self.ctx).unsqueeze(1)  # [U, 1, V]
-            self.finished = torch.zeros(logp.shape[:2], dtype=torch.bool, device=logp.device)
-            return logp
+            return self.backbone.first_logp(self.ctx).unsqueeze(1)  # [U, 1, V]
         U, b = codes.shape
-        finished = self.finished.gather(1, parent) | (codes == self.end)  # [U, b]
+        # an ended title's only continuation is `end`; a padding slot of the beam
+        # (score -inf) that hangs from an ended one has no cache row either
+        finished = codes == self.end  # [U, b]
+        parent_row = None if self.row is None else self.row.gather(1, parent)
+        if parent_row is not None:
+            finished |= parent_row < 0
         active = ~finished
         n_active = int(active.sum())
-        logp = None
         row = torch.full((U, b), -1, dtype=torch.long, device=codes.device)
         if n_active:
             users = torch.arange(U, device=codes.device)[:, None].expand(U, b)[active]  # [N]
-            rows = None if self.row is None else self.row.gather(1, parent)[active]
+            rows = None if parent_row is None else parent_row[active]
             active_logp, self.cache = self.backbone.continue_rows(
                 self.ctx, users, codes[active].unsqueeze(1), self.cache, rows, self.generated)
             logp = active_logp.new_full((U, b, active_logp.shape[-1]), NEG_INF)
@@ -91,6 +93,6 @@ class TitleDecoding:
             self.cache = None
             logp = torch.full((U, b, self.backbone.vocab_size), NEG_INF, device=codes.device)
         logp[..., self.end] = torch.where(finished, 0.0, logp[..., self.end])
-        self.finished, self.row = finished, row
+        self.row = row
         self.generated += 1
         return logp
