@@ -2,7 +2,9 @@
 
 RecBole stores a ``token_seq`` text field (``title:token_seq``, as the converter
 and ``import_atomic`` write it) as a list of space-separated words; a title is
-those words joined by one space.  A ``token`` field is read as is.
+those words joined by one space.  A ``token`` field is read as is.  An empty
+title is an error, or with ``title_missing: item_id`` the text ``item <id>``
+(Office of the APAO release has 3 items without a title).
 
 Two items with the same title would be one identifier: beam search could not
 tell them apart.  ``title_collision``:
@@ -20,14 +22,16 @@ from collections import defaultdict
 
 from recbole.utils import FeatureType
 
-from recbole_genrec.errors import ConfigError
 from recbole_genrec.data.convert import DatasetFormatError
+from recbole_genrec.errors import ConfigError
 
 TITLE_COLLISION_RULES = ("error", "suffix")
 
 
-def item_titles(dataset, field: str) -> list[str]:
-    """``[n_items]`` title per internal item id (index 0, RecBole's padding item: "")."""
+def item_titles(dataset, field: str, missing: str = "error") -> list[str]:
+    """``[n_items]`` title per internal item id (index 0, RecBole's padding item: "").
+    An item without a title is an error, or (``missing="item_id"``) is called
+    ``item <its id>``."""
     item_path = f"{dataset.dataset_path}/{dataset.dataset_name}.item"
     if dataset.item_feat is None or field not in dataset.item_feat:
         raise DatasetFormatError(
@@ -45,10 +49,13 @@ def item_titles(dataset, field: str) -> list[str]:
                                  "must be a text field (token or token_seq)")
     titles[0] = ""
     empty = [i for i in range(1, len(titles)) if not titles[i].strip()]
-    if empty:
+    if empty and missing == "error":
         raw = dataset.id2token(dataset.iid_field, empty[0])
-        raise DatasetFormatError(f"{item_path}: item {raw!r} has an empty '{field}' "
-                                 f"({len(empty)} such items); every item needs a title")
+        raise DatasetFormatError(f"{item_path}: item '{raw}' has an empty '{field}' "
+                                 f"({len(empty)} such items); every item needs a title, or "
+                                 f"set title_missing=item_id to call them 'item <id>'")
+    for i in empty:
+        titles[i] = f"item {dataset.id2token(dataset.iid_field, i)}"
     return titles
 
 

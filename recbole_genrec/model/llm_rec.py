@@ -59,9 +59,10 @@ class LLMRec(GenerativeRecommender):
         if template.count(HISTORY) != 1:
             raise ConfigError(f"prompt_template must contain {HISTORY} exactly once",
                               "option prompt_template")
-        titles = disambiguate_titles(item_titles(dataset, config["title_field"]),
+        titles = disambiguate_titles(item_titles(dataset, config["title_field"],
+                                                 config["title_missing"]),
                                      config["title_collision"],
-                                     lambda i: repr(dataset.id2token(dataset.iid_field, i)))
+                                     lambda i: str(dataset.id2token(dataset.iid_field, i)))
         entries = [config["history_item_template"].format(title=t) for t in titles]
         head, tail = template.split(HISTORY)
         separator = config["history_separator"]
