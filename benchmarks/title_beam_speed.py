@@ -23,6 +23,7 @@ Writes ``benchmarks/results/title_beam_speed.json``.
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -117,7 +118,9 @@ def main(argv=None):
         "model": {"parameters": sum(p.numel() for p in model.parameters()),
                   "hidden": config["random_hidden_size"], "layers": config["random_layers"],
                   "vocab": model.vocab_size},
+        "command": "python benchmarks/title_beam_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "threads": args.threads, "machine": platform.processor() or platform.machine(),
+        "load_average_at_start": [round(x, 1) for x in os.getloadavg()],
         "batched": {"users": len(users), "chunk_users": config["eval_chunk_users"],
                     "users_per_s": len(users) / seconds, "users_per_cpu_s": len(users) / cpu},
     }
