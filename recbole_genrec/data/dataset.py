@@ -12,6 +12,9 @@ rows silently:
   (RecBole would drop those interactions in ``filter_inter_by_user_or_item``);
 * all semantic IDs have the same number of levels.
 
+A model that reads item titles (LLMRec's ``title_field``) gets that column loaded
+from ``.item`` whatever ``load_col`` lists.
+
 It also loads with pandas copy-on-write switched off: under copy-on-write
 (opt-in on pandas 2 via ``mode.copy_on_write`` or ``PANDAS_COPY_ON_WRITE=1``,
 the default on pandas 3) RecBole's ``df[field].fillna(..., inplace=True)`` is a
