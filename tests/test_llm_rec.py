@@ -290,3 +290,22 @@ def test_llm_rec_learns_the_rule_with_bear(tmp_path, monkeypatch):
     assert result["loss_state"]["per_epoch"][-1]["violation_rate"] < result["loss_state"][
         "per_epoch"][0]["violation_rate"]
     assert_learned(result)
+
+
+def test_sdpo_second_stage_freezes_a_copy_as_the_reference(tmp_path):
+    """``--init_from`` makes a frozen deep copy (tokenizer and LoRA wrapper included):
+    at that point every reward is 0, so S-DPO is ``log(1 + #valid negatives)`` per row."""
+    _, model, train, _ = build(tmp_path, loss="sdpo", pref_n_neg=3, finetune="lora")
+    model.loss.on_init_from(model)
+    reference = model.loss.reference
+    assert reference is not model and not any(p.requires_grad for p in reference.parameters())
+    batch = next(iter(train))
+    negatives = torch.randint(1, model.n_items, (len(batch), 3), generator=torch.Generator().manual_seed(0))
+    negatives[0, :2] = batch[model.POS_ITEM_ID][0]
+    model.sample_items = lambda n_rows, n: negatives
+    model.eval()  # LoRA dropout off: the policy equals the reference
+    value = model.calculate_loss(batch)
+    n_valid = (negatives != batch[model.POS_ITEM_ID][:, None]).sum(1).float()
+    assert float(value.detach()) == pytest.approx(float(torch.log1p(n_valid).mean()), abs=1e-5)
+    value.backward()
+    assert all(p.grad is None for p in reference.parameters())
