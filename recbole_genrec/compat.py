@@ -147,11 +147,13 @@ def _load_feat(self, filepath, source):
         header = f.readline()[:-1]
     columns, usecols, dtype = [], [], {}
     for field_type in header.split(separator):
-        field, ftype = field_type.split(":")
+        field, _, ftype = field_type.partition(":")
         try:
             ftype = FeatureType(ftype)
         except ValueError:
-            raise ValueError(f"Type {ftype} from field {field} is not supported.") from None
+            types = ", ".join(t.value for t in FeatureType)
+            raise ValueError(f"header field {field_type!r}: type {ftype!r} is not one of "
+                             f"{types} (write name:type)") from None
         if (load_col is not None and field not in load_col) or (
                 unload_col is not None and field in unload_col):
             continue

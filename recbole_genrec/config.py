@@ -97,8 +97,12 @@ class GenRecConfig(Config):
                 loss = read_yaml(path).get("loss")
         if is_generative(model_class):
             loss = loss or "ce"
-            for part in loss.split("+"):
+            parts = loss.split("+")
+            for part in parts:
                 get_loss(part)  # unknown loss -> error listing the valid ones
+            if len(set(parts)) != len(parts):
+                raise ConfigError(f"--loss={loss}: each loss may appear once", None,
+                                  "weight a part with loss_weights instead")
         elif loss:
             raise ConfigError(
                 f"--loss={loss} applies to generative models only; {model} is a RecBole "
@@ -134,6 +138,16 @@ class GenRecConfig(Config):
                 f"--init_from={self.final_config_dict['init_from']} applies to generative "
                 f"models only (second-stage losses); {model} is a RecBole model"
             )
+        if is_generative(model_class) and not self.final_config_dict.get("init_from"):
+            for part in loss.split("+"):
+                if get_loss(part).needs_init_from(self):
+                    raise ConfigError(
+                        f"--loss={loss}: {part} compares the model with a frozen reference, "
+                        "the model --init_from loads", None,
+                        "train with --loss=ce first and start from that checkpoint with "
+                        f"--init_from=<checkpoint> (APAO §5.1.2), or set "
+                        f"--pref_reference=none for a reference-free one-stage loss (e.g. "
+                        f"--loss=ce+{part} --pref_reference=none)")
 
     # RecBole hooks -----------------------------------------------------------------
     def _load_config_files(self, file_list):

@@ -33,14 +33,15 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from recbole_genrec import distributed
 from recbole_genrec.config import PROJECT_ROOT, GenRecConfig
-from recbole_genrec.data.convert import convert
+from recbole_genrec.data.convert import DatasetNotFoundError, convert
 from recbole_genrec.data.dataset import GenRecDataset
 from recbole_genrec.errors import UserError
 from recbole_genrec.progress import bars_enabled
 from recbole_genrec.registry import get_trainer
 from recbole_genrec.run_summary import model_summary
 from recbole_genrec.torch_threads import set_torch_threads
-from recbole_genrec.result_file import (ensure_writable_folder, resolve_result_file,
+from recbole_genrec.result_file import (check_replaceable, ensure_writable_folder,
+                                        holds_finished_result, resolve_result_file,
                                         resume_command, write_json, write_unfinished)
 from recbole_genrec.trainer import plain_config
 from recbole_genrec.trainer.checkpoint_io import load_checkpoint
@@ -54,11 +55,15 @@ def ensure_dataset(config) -> None:
     name, path = config["dataset"], Path(config["data_path"])
     if (path / f"{name}.inter").is_file():
         return
+    if (path / f"{name}.inter").exists():
+        raise DatasetNotFoundError(f"{path / (name + '.inter')} is not a file", "--data_path",
+                                   "give the folder that holds <dataset>/<dataset>.inter")
     source = SHARED_DATA / name
     if not source.is_dir():
-        raise FileNotFoundError(
-            f"dataset {name!r}: neither {path / (name + '.inter')} nor {source} exists"
-        )
+        raise DatasetNotFoundError(
+            f"dataset {name!r}: neither {path / (name + '.inter')} nor {source} exists",
+            "--dataset / --data_path", "check the dataset name and --data_path (the folder "
+            "that holds <dataset>/<dataset>.inter)")
     report = convert(source, path, name, show_progress=bars_enabled(config["show_progress"]))
     logging.getLogger().info("converted %s", report.summary())
 
@@ -91,7 +96,11 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
         if main else None)
     header = {"status": "running", "model": config["model"], "dataset": config["dataset"],
               "loss": config["loss"], "config": plain_config(config)}
-    if main:  # claims the name and checks it is writable, before training
+    # a finished result is replaced by a finished result only (result_file.py)
+    keep_finished = main and holds_finished_result(result_file)
+    if keep_finished:
+        check_replaceable(result_file)
+    elif main:  # claims the name and checks it is writable, before training
         write_json(result_file, header)
     trainer = None
     try:  # from here on, an interruption or error is written into the result JSON
@@ -122,7 +131,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
                                 "command": resume_command(config["model"], config["dataset"],
                                                           config_files, cmd_overrides,
                                                           trainer.last_model_file)}
-            if main:
+            if main and not keep_finished:
                 write_json(result_file, header)
 
             callback = None
@@ -144,7 +153,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
             test_s = perf_counter() - test_start
     except BaseException as e:  # Ctrl-C, SIGTERM, divergence, errors: say what is left
         if main:
-            write_unfinished(result_file, header, trainer, e, saved)
+            write_unfinished(result_file, header, trainer, e, saved, keep_finished)
         raise
     if not main:
         return None
@@ -183,6 +192,7 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
         "last_checkpoint": trainer.last_model_file if saved else None,  # training state
         "tensorboard": str(trainer.tensorboard.log_dir),
     }
+    result.update(_evaluation_marks(trainer, test_result, dataset, logger))
     if distributed.active():
         result["distributed"] = {"world_size": config["world_size"],
                                  "backend": distributed.backend_for(config["device"]),
@@ -221,6 +231,28 @@ def _run_rank(local_rank, model, dataset, config_files, config_dict, cmd_overrid
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _evaluation_marks(trainer, test_result, dataset, logger) -> dict:
+    """What the test metrics leave out, marked in the result JSON and the log: the users
+    the split gives no test row (too few interactions), and @K metrics beyond a beam
+    narrower than K (beam search returns beam_size items: recall@50 with a beam of 20
+    counts those 20 alone)."""
+    marks = {}
+    n_users = dataset.user_num - 1  # RecBole's id 0 is padding
+    missing = n_users - len(set(trainer.last_eval_users))
+    if missing > 0:
+        marks["users_not_tested"] = missing
+        logger.warning(f"{missing} of {n_users} users have no test row (too few "
+                       "interactions for the split) and are not in the test metrics")
+    beam = getattr(trainer.model, "beam_size", None)
+    if getattr(trainer, "ranking_mode", None) == "beam" and beam:
+        beyond = [m for m in test_result if "@" in m and int(m.split("@")[1]) > beam]
+        if beyond:
+            marks["beam_limited"] = {"beam_size": beam, "metrics": beyond}
+            logger.warning(f"{', '.join(beyond)}: K > beam_size={beam}, so these count the "
+                           f"beam's {beam} items only (result JSON: beam_limited)")
+    return marks
 
 
 def _log_test(trainer, test_result):

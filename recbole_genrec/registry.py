@@ -10,6 +10,7 @@ import inspect
 import recbole.model.sequential_recommender as recbole_sequential
 from recbole.model.abstract_recommender import SequentialRecommender
 
+from recbole_genrec.errors import ConfigError
 from recbole_genrec.losses import LOSSES, loss_class
 from recbole_genrec.model import GENERATIVE_MODELS
 from recbole_genrec.trainer import GenerativeTrainer, SequentialTrainer
@@ -34,7 +35,7 @@ def get_model(name: str):
     classic = recbole_sequential_models()
     if name in classic:
         return classic[name]
-    raise ValueError(
+    raise ConfigError(
         f"unknown model {name!r} (option --model). Generative models: "
         f"{', '.join(sorted(GENERATIVE_MODELS)) or 'none'}; RecBole sequential models: "
         f"{', '.join(sorted(classic))}"

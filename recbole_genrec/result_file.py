@@ -8,6 +8,12 @@
 * A run that does not finish leaves its status -- ``interrupted`` (Ctrl-C,
   SIGTERM), ``diverged`` or ``failed`` -- the epochs done and, when a training
   state exists, the command that continues it.
+* A finished result is replaced by a finished result only: a run into a path that
+  holds one (a rerun with a typo in another option, a resumed finished run) writes
+  no ``running`` or ``failed`` status there; its own result replaces the old one
+  when it finishes.
+* A stub of a run that failed before its first epoch (an input error) holds no
+  work: a default name that holds one is used again, not skipped for ``-2``.
 """
 
 import contextlib
@@ -28,10 +34,30 @@ def default_result_file(config) -> Path:
     return Path(config["checkpoint_dir"]) / f"{run_name(config)}.json"
 
 
+def read_result(path) -> dict | None:
+    """The result JSON at ``path``, or None (absent, unreadable, not a result)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def holds_finished_result(path) -> bool:
+    return (read_result(path) or {}).get("status") == "complete"
+
+
+def _holds_no_work(path: Path) -> bool:
+    """A stub of a run that failed before any epoch ended (nothing to resume or read)."""
+    data = read_result(path) or {}
+    return data.get("status") == "failed" and not data.get("epochs_done")
+
+
 def free_result_file(path: Path) -> Path:
-    """``path``, or the first of ``<stem>-2.json``, ``<stem>-3.json``, ... that does not exist."""
+    """``path``, or the first of ``<stem>-2.json``, ``<stem>-3.json``, ... that does not
+    exist or holds a stub without work (see the module doc)."""
     candidate, n = path, 1
-    while candidate.exists():
+    while candidate.exists() and not _holds_no_work(candidate):
         n += 1
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
     return candidate
@@ -78,6 +104,17 @@ def resolve_result_file(config, explicit, resume_state) -> Path:
     return path
 
 
+def check_replaceable(path: Path, option="--result_file") -> None:
+    """``path`` holds a finished result this run may replace when it finishes: the file
+    and its folder (the atomic rename) must be writable now, not after training."""
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        raise UserError(f"cannot replace the result JSON {path} (not writable)", option,
+                        "give a --result_file in a writable folder")
+    logging.getLogger().warning(
+        f"{path} holds a finished result; it is kept until this run finishes, and kept "
+        "if this run does not finish")
+
+
 def resume_command(model, dataset, config_files, cmd_overrides, last_model_file) -> str:
     options = {k: v for k, v in (cmd_overrides or {}).items() if k != "resume_from"}
     args = [sys.executable, str(PROJECT_ROOT / "run_recbole_genrec.py"), f"--model={model}",
@@ -88,8 +125,10 @@ def resume_command(model, dataset, config_files, cmd_overrides, last_model_file)
     return shlex.join(args)
 
 
-def write_unfinished(result_file, header, trainer, error, saved):
-    """The result so far of a run that did not finish, and how to continue it."""
+def write_unfinished(result_file, header, trainer, error, saved, keep_finished=False):
+    """The result so far of a run that did not finish, and how to continue it;
+    ``keep_finished``: ``result_file`` holds a finished result, which stays (the log
+    says how to continue)."""
     status = ("interrupted" if isinstance(error, KeyboardInterrupt)
               else "diverged" if isinstance(error, TrainingDiverged) else "failed")
     last = (trainer.last_model_file if trainer is not None and saved
@@ -102,13 +141,18 @@ def write_unfinished(result_file, header, trainer, error, saved):
                        checkpoint=trainer.saved_model_file)
     if last is None:
         partial.pop("resume", None)
-    try:
-        write_json(result_file, partial)
-    except UserError:
-        return
     logger = logging.getLogger()
+    if keep_finished:
+        logger.warning(f"this run ended {status}; the finished result in {result_file} is "
+                       "kept")
+    else:
+        try:
+            write_json(result_file, partial)
+        except UserError:
+            return
     if status == "interrupted":
         how = (f"continue with:\n  {header['resume']['command']}" if last else
                "no epoch had finished; run the same command again to start over")
-        logger.warning(f"interrupted after {epochs} epoch(s); the result so far "
-                       f"is in {result_file} (status: interrupted); {how}")
+        where = ("" if keep_finished else
+                 f"; the result so far is in {result_file} (status: interrupted)")
+        logger.warning(f"interrupted after {epochs} epoch(s){where}; {how}")

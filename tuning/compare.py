@@ -55,7 +55,7 @@ import numpy as np
 
 from recbole_genrec.cli import UsageError
 from recbole_genrec.config import read_yaml
-from recbole_genrec.errors import run_cli
+from recbole_genrec.errors import ConfigError, run_cli
 from tuning import significance as sig
 from tuning.common import is_complete, remove_checkpoint, resume_point, typed_overrides
 
@@ -177,7 +177,7 @@ def check_result(result: dict, expected: dict, path: Path) -> None:
         same = (math.isclose(float(have), float(want), rel_tol=1e-9)
                 if _is_number(have) and _is_number(want) else str(have) == str(want))
         if not same:
-            raise ValueError(
+            raise ConfigError(
                 f"{path}: stored result has {key}={have!r}, this comparison needs {want!r} "
                 "(stale result? delete it or use another --results_dir)"
             )
@@ -526,8 +526,11 @@ def main(argv=None) -> Table | None:
         print("\n".join(missing))
         raise SystemExit(2)
 
-    table = build_table(results, roles, args.dataset, seeds, args.table_metrics, args.test,
-                        args.alternative, args.alpha, overrides)
+    try:  # results that cannot be compared (other users, no per-user ranks, no metric)
+        table = build_table(results, roles, args.dataset, seeds, args.table_metrics,
+                            args.test, args.alternative, args.alpha, overrides)
+    except ValueError as e:
+        raise ConfigError(f"{e}", results_dir) from None
     out.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(table)
     (out / "table.md").write_text(markdown, encoding="utf-8")

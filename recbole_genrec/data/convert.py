@@ -54,6 +54,10 @@ class DatasetFormatError(UserError, ValueError):
     """A dataset file does not have the expected content."""
 
 
+class DatasetNotFoundError(UserError, FileNotFoundError):
+    """Neither the atomic files of a dataset nor its source folder exist."""
+
+
 @dataclass
 class ConversionReport:
     dataset: str

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
+from recbole.utils import FeatureSource
 
 from recbole_genrec.config import DATASET_ROOT
 from recbole_genrec.data.convert import DatasetFormatError
@@ -50,6 +51,36 @@ def missing_semantic_ids(config, item_path, what: str) -> DatasetFormatError:
         f"Create them from the item text (or your embeddings) with:\n"
         f"    {tokenize_command(config)}\n"
         f"(see README, 'Semantic IDs for your own dataset')")
+
+
+def _check_row_widths(filepath, separator: str, encoding: str) -> None:
+    """Every row has as many values as the header has fields (pandas drops the extra
+    values of a wider row without a word)."""
+    with open(filepath, encoding=encoding) as f:
+        width = f.readline().count(separator)
+        for line_no, line in enumerate(f, start=2):
+            if line.count(separator) != width and line.strip():
+                raise DatasetFormatError(
+                    f"{filepath}: line {line_no} has {line.count(separator) + 1} values, the "
+                    f"header {width + 1} fields (separator {separator!r})")
+
+
+def _check_complete_rows(df: pd.DataFrame, filepath) -> None:
+    """Interactions: at least one row, and a value in every loaded field of every row.
+    RecBole fills a missing value in (a float with the column's mean, a token with
+    padding): a missing timestamp moved an interaction in its user's sequence, and with
+    it the user's test item."""
+    if df.empty:
+        raise DatasetFormatError(f"{filepath}: no interactions (a header and no rows)")
+    for field in df.columns:
+        missing = df[field].isna()
+        if missing.any():
+            line = int(missing.values.argmax()) + 2  # 1-based, after the header
+            raise DatasetFormatError(
+                f"{filepath}: line {line} has no value for '{field}' ({int(missing.sum())} "
+                f"row(s) like it); RecBole would fill it in (a float with the column's "
+                f"mean, a token with padding) and move or drop those interactions: give "
+                f"every row a value or remove the row")
 
 
 class GenRecDataset(SequentialDataset):
@@ -84,6 +115,23 @@ class GenRecDataset(SequentialDataset):
         return load_col, unload_col
 
     def _load_feat(self, filepath, source):
+        """RecBole's, with every way a file can be unreadable or incomplete named."""
+        try:
+            df = self._read_feat(filepath, source)
+        except DatasetFormatError:
+            raise
+        except (OSError, ValueError) as e:  # a folder, binary data, a row of the wrong width
+            what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise DatasetFormatError(
+                f"{filepath}: cannot be read as an atomic file ({what.splitlines()[0]}); "
+                f"expected a text file with a header of name:type fields and one row per "
+                f"line, separated by {self.config['field_separator']!r}") from None
+        if source == FeatureSource.INTERACTION and df is not None:
+            _check_row_widths(filepath, self.config["field_separator"], self.config["encoding"])
+            _check_complete_rows(df, filepath)
+        return df
+
+    def _read_feat(self, filepath, source):
         load_col, _ = self._get_load_and_unload_col(source)
         if load_col:
             with open(filepath, encoding=self.config["encoding"]) as f:
@@ -102,6 +150,9 @@ class GenRecDataset(SequentialDataset):
         return super()._load_feat(filepath, source)
 
     def _load_data(self, token, dataset_path):
+        inter_path = Path(dataset_path) / f"{token}.inter"
+        if inter_path.exists() and not inter_path.is_file():
+            raise DatasetFormatError(f"{inter_path}: a folder, not an atomic file")
         sem_field = self.config["sem_id_field"]
         item_path = Path(dataset_path) / f"{token}.item"
         wanted = (self.config["load_col"] or {}).get("item") or []

@@ -17,6 +17,8 @@ costs.
 import numpy as np
 import torch
 
+from recbole_genrec.errors import ConfigError
+
 COLLISION_RULES = ("extra_level", "error")
 
 
@@ -38,7 +40,7 @@ def disambiguate(codes: torch.Tensor, rule: str = "extra_level") -> tuple[torch.
     collisions exist and the rule is ``extra_level``.
     """
     if rule not in COLLISION_RULES:
-        raise ValueError(f"sem_id_collision={rule!r}: expected one of {COLLISION_RULES}")
+        raise ConfigError(f"sem_id_collision={rule!r}: expected one of {COLLISION_RULES}")
     n_levels = codes.shape[1]
     real = codes[1:]
     _, inverse, counts = torch.unique(real, dim=0, return_inverse=True, return_counts=True)
@@ -46,8 +48,8 @@ def disambiguate(codes: torch.Tensor, rule: str = "extra_level") -> tuple[torch.
         return codes, n_levels
     if rule == "error":
         shared = int((counts > 1).sum())
-        raise ValueError(
-            f"{shared} semantic IDs are shared by several items; set "
+        raise ConfigError(
+            f"{shared} semantic IDs are shared by several items (sem_id_collision=error); set "
             "sem_id_collision=extra_level to append a disambiguation level"
         )
     # rank of each item among the items with the same code, in item-id order

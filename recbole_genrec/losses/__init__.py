@@ -6,6 +6,7 @@ APAO Eq. 24 for S-DPO), and ``a+b`` for a weighted sum (``loss_weights``).
 Hyperparameters live in ``properties/loss/<name>.yaml``.
 """
 
+from recbole_genrec.errors import ConfigError
 from recbole_genrec.losses.apao import APAOLoss
 from recbole_genrec.losses.bear import BEARLoss
 from recbole_genrec.losses.ce import CrossEntropyLoss
@@ -20,7 +21,7 @@ LOSSES = {cls.name: cls for cls in (CrossEntropyLoss, APAOLoss, BEARLoss, MSLLos
 def loss_class(name: str):
     """The loss class registered as ``name``; an unknown name lists the valid ones."""
     if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r} (option --loss). "
+        raise ConfigError(f"unknown loss {name!r} (option --loss). "
                          f"Valid losses: {', '.join(sorted(LOSSES))}")
     return LOSSES[name]
 

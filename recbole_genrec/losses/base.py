@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_genrec.errors import ConfigError
+
 
 @dataclass
 class TrainBatch:
@@ -71,6 +73,12 @@ class GenerativeLoss(nn.Module):
         sequence``, whose pass predicts many targets and keeps no per-target history."""
         return False
 
+    @staticmethod
+    def needs_init_from(config) -> bool:
+        """Whether this loss cannot train without ``--init_from`` (checked by the config,
+        before any data is read)."""
+        return False
+
 
 def cross_entropy(batch: TrainBatch) -> torch.Tensor:
     """Token-level cross-entropy averaged over the ``T`` levels and the batch (APAO Eq. 4);
@@ -83,5 +91,5 @@ def option(config, key: str, choices=None):
     """``config[key]``, checked against ``choices`` when given (a clear error otherwise)."""
     value = config[key]
     if choices is not None and value not in choices:
-        raise ValueError(f"{key}={value!r}: expected one of {', '.join(map(str, choices))}")
+        raise ConfigError(f"{key}={value!r}: expected one of {', '.join(map(str, choices))}")
     return value

@@ -11,6 +11,7 @@ under ``loss.parts.<name>``); it is logged as ``<name>`` (its value) and
 
 from torch import nn
 
+from recbole_genrec.errors import ConfigError
 from recbole_genrec.losses.base import GenerativeLoss
 
 
@@ -20,11 +21,11 @@ class CombinedLoss(GenerativeLoss):
     def __init__(self, config, model, names, registry):
         super().__init__(config, model)
         if len(set(names)) != len(names):
-            raise ValueError(f"--loss={'+'.join(names)}: each loss may appear once")
+            raise ConfigError(f"--loss={'+'.join(names)}: each loss may appear once")
         weights = dict(config["loss_weights"] or {})
         unknown = sorted(set(weights) - set(names))
         if unknown:
-            raise ValueError(f"loss_weights names {unknown}, which are not parts of "
+            raise ConfigError(f"loss_weights names {unknown}, which are not parts of "
                              f"--loss={'+'.join(names)}")
         self.weights = {name: float(weights.get(name, 1.0)) for name in names}
         self.parts = nn.ModuleDict({name: registry[name](config, model) for name in names})

@@ -64,6 +64,11 @@ class PreferenceLoss(GenerativeLoss):
         self.reference_mode = option(config, "pref_reference", ("frozen", "none"))
         self._reference = []  # [frozen copy of the model]; a list keeps it out of the module tree
 
+    @staticmethod
+    def needs_init_from(config) -> bool:
+        """The frozen reference is the model ``--init_from`` loads."""
+        return config["pref_reference"] == "frozen"
+
     @property
     def reference(self):
         return self._reference[0] if self._reference else None

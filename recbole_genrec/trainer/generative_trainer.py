@@ -73,7 +73,7 @@ class GenerativeTrainer(SequentialTrainer):
         unsupported = [k for k in ("rec.score", "rec.meanrank", "data.label")
                        if self.eval_collector.register.need(k)]
         if unsupported:
-            raise ValueError(f"metrics {config['metrics']} need {unsupported}; generative "
+            raise ConfigError(f"metrics {config['metrics']} need {unsupported}; generative "
                              "evaluation provides ranked lists (rec.topk, rec.items) only")
         self.micro_batch_size = config["micro_batch_size"] or config["train_batch_size"]
         self.autocast_dtype = PRECISIONS[config["precision"]]

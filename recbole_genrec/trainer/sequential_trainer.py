@@ -119,6 +119,7 @@ class SequentialTrainer(Trainer):
         self._budget_start = None
         self.stop_reason = None  # epochs | early_stopping | time_budget
         self._fit_start = None
+        self._fit_before = 0.0  # seconds of fit in the runs this one resumes
         self._first_epoch = 0
         self._validating = False
         self._epoch = None
@@ -165,6 +166,7 @@ class SequentialTrainer(Trainer):
             "epoch_times": self.epoch_times,
             "valid_times": self.valid_times,
             "budget_spent": self.budget_spent() if self._budget_start is not None else 0.0,
+            "fit_s": self.fit_seconds(),
             "stop_reason": self.stop_reason,
             "training_done": done,
             "result_file": self.result_file,
@@ -202,7 +204,9 @@ class SequentialTrainer(Trainer):
         self.epoch_times = list(state["epoch_times"])
         self.valid_times = list(state["valid_times"])
         self.stop_reason = state["stop_reason"]
-        self.saved_model_file = state["best_model_file"]
+        self._fit_before = state.get("fit_s") or max(
+            [h.get("fit_s") or 0.0 for h in self.valid_history], default=0.0)
+        self.saved_model_file = self._best_checkpoint(state, path)
         self.last_model_file = str(path)
         if "divergence" in state:  # (states written before it was kept: start afresh)
             self.divergence.load_state_dict(state["divergence"])
@@ -212,10 +216,37 @@ class SequentialTrainer(Trainer):
                          + (", training had ended" if state["training_done"] else
                             f", continuing at epoch {self.start_epoch}"))
 
+    def _best_checkpoint(self, state: dict, path) -> str:
+        """The resumed run's best checkpoint, which its test loads: where the state says,
+        or next to ``path`` (the run's folder was moved).  One that must exist and is in
+        neither place is an error now, not after the remaining epochs."""
+        recorded = Path(state["best_model_file"])
+        beside = Path(path).parent / recorded.name
+        if recorded.is_file() or not beside.is_file():
+            needed = state["best_epoch"] is not None or self.eval_step <= 0
+            if needed and not recorded.is_file():
+                raise ConfigError(
+                    f"--resume_from={path}: the run's best checkpoint {recorded} is missing "
+                    f"(its test loads it), and {beside} does not exist either", None,
+                    "put the file back (in either place), or start the run again")
+            return str(recorded)
+        self.logger.info(f"best checkpoint {recorded} not found; using {beside}")
+        return str(beside)
+
     def _check_same_run(self, stored: dict, path):
         current = plain_config(self.config)
         changed = sorted(k for k in set(stored) | set(current)
                          if k not in RESUME_MAY_DIFFER and stored.get(k) != current.get(k))
+        if "epochs" in changed:
+            # Extending a run is refused on purpose: the warm-up and cosine decay of the
+            # generative trainer are laid over epochs x steps, so more epochs would change
+            # the schedule of the epochs already trained -- the result would match no run
+            # trained with that many epochs from the start.
+            raise ConfigError(
+                f"--resume_from={path} was trained for epochs={stored.get('epochs')!r}, this "
+                f"run asks for {current.get('epochs')!r}", None,
+                "a resumed run keeps its epochs (the learning-rate schedule is laid over "
+                "them); train a longer run from the start with the larger --epochs")
         if changed:
             shown = ", ".join(f"{k}={current.get(k)!r} (checkpoint: {stored.get(k)!r})"
                               for k in changed[:4])
@@ -282,6 +313,12 @@ class SequentialTrainer(Trainer):
                 f"early stopping: valid {self.valid_metric} did not improve in "
                 f"{self.stopping_step} validations; best epoch {self.best_epoch}")
         return result
+
+    def fit_seconds(self) -> float:
+        """Seconds in ``fit`` so far, the resumed runs' included."""
+        if self._fit_start is None:
+            return self._fit_before
+        return self._fit_before + perf_counter() - self._fit_start
 
     def budget_spent(self) -> float:
         """Seconds of ``train_time_clock`` since ``fit`` started: ``wall`` time, or
@@ -376,7 +413,7 @@ class SequentialTrainer(Trainer):
         self.valid_times.append(perf_counter() - start)
         self.valid_history.append({
             "epoch": self._epoch,
-            "fit_s": round(perf_counter() - self._fit_start, 3) if self._fit_start else None,
+            "fit_s": round(self.fit_seconds(), 3) if self._fit_start else None,
             **{k: float(v) for k, v in self.last_valid_result.items()}})
         return score, self.last_valid_result
 
@@ -416,7 +453,7 @@ class SequentialTrainer(Trainer):
         if not eval_data:
             return None
         if not isinstance(eval_data, FullSortEvalDataLoader):
-            raise ValueError("recbole_genrec evaluates with eval_args.mode=full only")
+            raise ConfigError("recbole_genrec evaluates with eval_args.mode=full only", "eval_args", "set eval_args.mode: full")
         if load_best_model:
             path = model_file or self.saved_model_file
             distributed.barrier()  # rank 0 has written it
