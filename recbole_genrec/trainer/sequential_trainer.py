@@ -453,7 +453,8 @@ class SequentialTrainer(Trainer):
         if not eval_data:
             return None
         if not isinstance(eval_data, FullSortEvalDataLoader):
-            raise ConfigError("recbole_genrec evaluates with eval_args.mode=full only", "eval_args", "set eval_args.mode: full")
+            raise ConfigError("recbole_genrec evaluates with eval_args.mode=full only",
+                              "eval_args", "set eval_args.mode: full")
         if load_best_model:
             path = model_file or self.saved_model_file
             distributed.barrier()  # rank 0 has written it
