@@ -295,7 +295,9 @@ def test_llm_rec_learns_the_rule_with_bear(tmp_path, monkeypatch):
 def test_sdpo_second_stage_freezes_a_copy_as_the_reference(tmp_path):
     """``--init_from`` makes a frozen deep copy (tokenizer and LoRA wrapper included):
     at that point every reward is 0, so S-DPO is ``log(1 + #valid negatives)`` per row."""
-    _, model, train, _ = build(tmp_path, loss="sdpo", pref_n_neg=3, finetune="lora")
+    # the config refuses a frozen reference without --init_from; the copy is made here
+    _, model, train, _ = build(tmp_path, loss="sdpo", pref_n_neg=3, finetune="lora",
+                               init_from=str(tmp_path / "first-stage.pth"))
     model.loss.on_init_from(model)
     reference = model.loss.reference
     assert reference is not model and not any(p.requires_grad for p in reference.parameters())
