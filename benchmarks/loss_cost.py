@@ -73,7 +73,9 @@ VARIANTS = {
     # prefixes over all 5 Office levels, incl. the appended disambiguation level
     "apao_pairwise_all_levels": {"loss": "apao", "apao_variant": "pairwise", "apao_n_neg": 100,
                                  "apao_prefix_levels": "all"},
-    "sdpo": {"loss": "sdpo", "pref_n_neg": 100},
+    # the config asks a frozen reference for --init_from; this script makes the copy itself
+    # (on_init_from), so the value is only a label (no file is read)
+    "sdpo": {"loss": "sdpo", "pref_n_neg": 100, "init_from": "starting-weights-copy"},
 }
 
 
