@@ -28,11 +28,11 @@ from recbole.utils.argument_list import (
 
 from recbole_genrec.errors import ConfigError
 from recbole_genrec.option_specs import check_options, read_specs
+from recbole_genrec.paths import DATA_ROOT, DATASET_ROOT, PROPERTIES
 from recbole_genrec.registry import get_loss, get_model, is_generative
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PROPERTIES = PROJECT_ROOT / "properties"
-DATASET_ROOT = PROJECT_ROOT / "dataset"
+# (re-exported for callers of earlier versions; the paths live in recbole_genrec.paths)
+PROJECT_ROOT = DATA_ROOT
 
 # options consumed by the entry point rather than by a property file
 RUN_OPTIONS = {"model", "dataset", "loss", "config_files", "result_file", "init_from",

@@ -32,10 +32,11 @@ from recbole.utils import init_logger, init_seed
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from recbole_genrec import distributed
-from recbole_genrec.config import PROJECT_ROOT, GenRecConfig
+from recbole_genrec.config import GenRecConfig
 from recbole_genrec.data.convert import convert
 from recbole_genrec.data.dataset import GenRecDataset
 from recbole_genrec.errors import UserError
+from recbole_genrec.paths import RAW_DATA
 from recbole_genrec.progress import bars_enabled
 from recbole_genrec.registry import get_trainer
 from recbole_genrec.run_summary import model_summary
@@ -46,18 +47,21 @@ from recbole_genrec.trainer import plain_config
 from recbole_genrec.trainer.checkpoint_io import load_checkpoint
 from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, run_name_for
 
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+SHARED_DATA = RAW_DATA  # raw datasets (JSON, docs/data.md); $RECBOLE_GENREC_RAW_DATA
 
 
 def ensure_dataset(config) -> None:
-    """Convert ``shared/data/<D>`` on first use when ``<data_path>/<D>.inter`` is absent."""
+    """Convert the raw ``<SHARED_DATA>/<D>`` on first use when ``<data_path>/<D>.inter``
+    is absent."""
     name, path = config["dataset"], Path(config["data_path"])
     if (path / f"{name}.inter").is_file():
         return
     source = SHARED_DATA / name
     if not source.is_dir():
         raise FileNotFoundError(
-            f"dataset {name!r}: neither {path / (name + '.inter')} nor {source} exists"
+            f"dataset {name!r}: neither {path / (name + '.inter')} nor {source} exists; give "
+            "the folder that holds <dataset>/<dataset>.inter with --data_path=FOLDER, or the "
+            "folder of raw JSON datasets with RECBOLE_GENREC_RAW_DATA=FOLDER (docs/data.md)"
         )
     report = convert(source, path, name, show_progress=bars_enabled(config["show_progress"]))
     logging.getLogger().info("converted %s", report.summary())

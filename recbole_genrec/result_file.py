@@ -15,10 +15,9 @@ import json
 import logging
 import os
 import shlex
-import sys
 from pathlib import Path
 
-from recbole_genrec.config import PROJECT_ROOT
+from recbole_genrec import commands
 from recbole_genrec.errors import UserError
 from recbole_genrec.trainer.divergence import TrainingDiverged
 from recbole_genrec.trainer.sequential_trainer import run_name
@@ -80,12 +79,11 @@ def resolve_result_file(config, explicit, resume_state) -> Path:
 
 def resume_command(model, dataset, config_files, cmd_overrides, last_model_file) -> str:
     options = {k: v for k, v in (cmd_overrides or {}).items() if k != "resume_from"}
-    args = [sys.executable, str(PROJECT_ROOT / "run_recbole_genrec.py"), f"--model={model}",
-            f"--dataset={dataset}"]
+    args = [f"--model={model}", f"--dataset={dataset}"]
     if config_files:
         args.append(f"--config_files={' '.join(map(str, config_files))}")
     args += [f"--{k}={v}" for k, v in options.items()] + [f"--resume_from={last_model_file}"]
-    return shlex.join(args)
+    return shlex.join(commands.argv("run", args))
 
 
 def write_unfinished(result_file, header, trainer, error, saved):
