@@ -19,21 +19,8 @@ from pathlib import Path
 
 from recbole_genrec import commands
 from recbole_genrec.errors import UserError
+from recbole_genrec.run_files import default_result_file, free_result_file
 from recbole_genrec.trainer.divergence import TrainingDiverged
-from recbole_genrec.trainer.sequential_trainer import run_name
-
-
-def default_result_file(config) -> Path:
-    return Path(config["checkpoint_dir"]) / f"{run_name(config)}.json"
-
-
-def free_result_file(path: Path) -> Path:
-    """``path``, or the first of ``<stem>-2.json``, ``<stem>-3.json``, ... that does not exist."""
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
 
 
 def ensure_writable_folder(folder, option) -> None:

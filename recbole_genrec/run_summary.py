@@ -11,12 +11,12 @@ summary at the end.
 * :func:`reevaluate_command` -- that command, from the run's own arguments.
 """
 
-import os
 import sys
 from pathlib import Path
 
 from recbole_genrec import commands
 from recbole_genrec.progress import format_duration
+from recbole_genrec.run_files import eval_result_file
 
 TABLE_METRICS = [f"{m}@{k}" for m in ("recall", "ndcg") for k in (5, 10, 20)]
 # options the evaluate-only command sets itself (or that only shape training)
@@ -50,10 +50,9 @@ def reevaluate_command(argv: list[str], result: dict) -> str | None:
         return None
     kept = [a for a in argv
             if a.split("=", 1)[0].lstrip("-") not in NOT_REPEATED | {"model", "dataset"}]
-    stem, _ = os.path.splitext(result["result_file"])
     return commands.shown("run", [
         f"--model={result['model']}", f"--dataset={result['dataset']}", *kept,
-        "--epochs=0", f"--init_from={result['checkpoint']}", f"--result_file={stem}-eval.json"])
+        "--epochs=0", f"--init_from={result['checkpoint']}", f"--result_file={eval_result_file(result['result_file'])}"])
 
 
 def run_summary(result: dict, reevaluate: str | None = None) -> str:

@@ -17,7 +17,7 @@ import sys
 
 from recbole_genrec.cli import parse_overrides
 from recbole_genrec.errors import run_cli
-from recbole_genrec.quick_start import run
+from recbole_genrec.launcher import launch
 from recbole_genrec.run_summary import reevaluate_command, run_summary
 
 
@@ -27,7 +27,7 @@ def main(argv=None):
     model = overrides.pop("model", "TIGER")
     dataset = overrides.pop("dataset", "Office")
     config_files = overrides.pop("config_files", "").split()
-    result = run(model, dataset, config_files=config_files, cmd_overrides=overrides)
+    result = launch(model, dataset, config_files=config_files, cmd_overrides=overrides)
     if result is None:  # a data-parallel run whose rank 0 is on another machine
         print("rank 0 runs on another machine; it writes the result JSON", flush=True)
         return None

@@ -54,7 +54,7 @@ import numpy as np
 
 from recbole_genrec import commands
 from recbole_genrec.cli import UsageError
-from recbole_genrec.config import read_yaml
+from recbole_genrec.yaml_file import read_yaml
 from recbole_genrec.errors import run_cli
 from . import significance as sig
 from .common import is_complete, remove_checkpoint, resume_point, typed_overrides
@@ -202,7 +202,7 @@ def load_or_train(run: RunSpec, dataset: str, seed: int, overrides: dict, result
               + ("resuming it" if resume else "training it again"))
     if not train:
         return None
-    from recbole_genrec.quick_start import run as quick_run
+    from recbole_genrec.launcher import launch as quick_run
 
     cmd = {**overrides, "seed": str(seed)}
     if run.loss:

@@ -53,7 +53,7 @@ from tqdm import tqdm
 from recbole_genrec.cli import UsageError
 from recbole_genrec.paths import CHECKOUT
 from recbole_genrec import commands
-from recbole_genrec.config import read_yaml
+from recbole_genrec.yaml_file import read_yaml
 from recbole_genrec.errors import run_cli
 from recbole_genrec.registry import get_model, is_generative
 from . import compare, figures

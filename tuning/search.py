@@ -57,7 +57,7 @@ import yaml
 from ray import tune
 
 from recbole_genrec import commands
-from recbole_genrec.config import read_yaml
+from recbole_genrec.yaml_file import read_yaml
 from recbole_genrec.progress import bars_enabled, format_duration, progress_bar, time_left
 from recbole_genrec.trainer import plain_value
 from recbole_genrec.cli import UsageError
@@ -216,7 +216,7 @@ def train_trial(params: dict, settings: SearchSettings) -> None:
     """
     import ray
 
-    from recbole_genrec.quick_start import run
+    from recbole_genrec.launcher import launch as run
 
     trial_dir = Path.cwd()
     if os.environ.get("TUNE_ORIG_WORKING_DIR") == str(trial_dir):  # RAY_CHDIR_TO_TRIAL_DIR=0

@@ -41,17 +41,13 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_genrec.errors import UserError, run_cli
+from recbole_genrec.errors import DatasetFormatError, UserError, run_cli
 from recbole_genrec.progress import bars_enabled, progress_bar
 from recbole_genrec.tokenizer.code_report import code_quality, collision_summary, format_report
 
 TEXT_FIELDS = ("title", "description", "brand", "categories")
 _CODE_TOKEN = re.compile(r"^<([a-z])_(\d+)>$")
 _WHITESPACE = re.compile(r"[\t\r\n]+")
-
-
-class DatasetFormatError(UserError, ValueError):
-    """A dataset file does not have the expected content."""
 
 
 @dataclass

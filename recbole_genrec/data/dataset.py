@@ -27,7 +27,7 @@ from recbole.data.interaction import Interaction
 
 from recbole_genrec import commands
 from recbole_genrec.paths import DATASET_ROOT
-from recbole_genrec.data.convert import DatasetFormatError
+from recbole_genrec.errors import DatasetFormatError
 from recbole_genrec.data.sequence_windows import TRAINED_TARGETS, sequence_rows
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recbole_genrec.data.convert import DatasetFormatError
+from recbole_genrec.errors import DatasetFormatError
 
 REQUIRED = ("user_id", "item_id", "timestamp")
 

@@ -23,8 +23,7 @@ from time import perf_counter
 
 import numpy as np
 
-from recbole_genrec.config import ConfigError
-from recbole_genrec.data.convert import DatasetFormatError
+from recbole_genrec.errors import ConfigError, DatasetFormatError
 from recbole_genrec.tokenizer.code_report import (
     code_quality,
     collision_summary,
