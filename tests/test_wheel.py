@@ -87,16 +87,8 @@ def test_wheel_trains_on_office_and_on_own_atomic_files(installed, tmp_path):
     reevaluate = out.split("re-evaluate: ", 1)[1].splitlines()[0]
     assert reevaluate.startswith("recbole-genrec --model=TIGER --dataset=Office")
 
-    # 2. the user's own atomic files: item text, no semantic IDs yet
-    data = tmp_path / "mydata" / "Shop"
-    data.mkdir(parents=True)
-    n_users, n_items = 24, 16
-    rows = [f"u{u}\ti{(u + k) % n_items}\t{k}" for u in range(n_users) for k in range(6)]
-    (data / "Shop.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n"
-                                     + "\n".join(rows) + "\n")
-    colours, kinds = ["red", "blue", "green", "black"], ["pen", "desk", "lamp", "chair"]
-    (data / "Shop.item").write_text("item_id:token\ttitle:token_seq\n" + "".join(
-        f"i{i}\t{colours[i % 4]} {kinds[i // 4]}\n" for i in range(n_items)))
+    # 2. the user's own atomic files (the README's example): item text, no semantic IDs yet
+    shutil.copytree(REPO / "docs" / "examples" / "Shop", tmp_path / "mydata" / "Shop")
     run = ["recbole-genrec", "--model=TIGER", "--loss=apao", "--dataset=Shop",
            "--data_path=mydata", "--train_batch_size=64", "--eval_batch_size=64", *TINY_TIGER]
     refused = shell(shlex.join(run), tmp_path, env, expect=2).stderr
