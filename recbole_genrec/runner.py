@@ -23,6 +23,9 @@ from recbole_genrec.run_summary import reevaluate_command, run_summary
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
     overrides = parse_overrides(argv)
     model = overrides.pop("model", "TIGER")
     dataset = overrides.pop("dataset", "Office")
