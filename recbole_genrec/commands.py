@@ -44,7 +44,9 @@ def pythonpath(current: str | None = None) -> str:
 
 
 def shown(tool: str, args=()) -> str:
-    """The command line to print: it works from any folder."""
+    """The command line to print, in the form that works in the user's folder (from a
+    clone, a tuning tool run elsewhere starts with ``cd <clone>`` and gets its relative
+    paths made absolute)."""
     console, _, _ = TOOLS[tool]
     if CHECKOUT is None:
         found = shutil.which(console)
@@ -56,7 +58,9 @@ def shown(tool: str, args=()) -> str:
         if tool == "run":
             rest[0] = as_typed(rest[0])
         return shlex.join([as_typed(python), *rest])
-    return f"cd {shlex.quote(str(CHECKOUT))} && {shlex.join(argv(tool, args))}"
+    if Path.cwd().resolve() == CHECKOUT:  # the clone's tuning/ is importable from here
+        return shlex.join(argv(tool, args))
+    return f"cd {shlex.quote(str(CHECKOUT))} && {shlex.join(argv(tool, absolute_paths(args)))}"
 
 
 def as_typed(path) -> str:
@@ -73,5 +77,25 @@ def shown_from_checkout(tool: str, arg_lists) -> list[str]:
         return [shown(tool, args) for args in arg_lists]
     _, _, module = TOOLS[tool]
     head = ["python", "run_recbole_genrec.py"] if tool == "run" else ["python", "-m", module]
-    return [f"cd {shlex.quote(str(CHECKOUT))}"] + [shlex.join(head + list(map(str, args)))
+    if Path.cwd().resolve() == CHECKOUT:
+        return [shlex.join(head + list(map(str, args))) for args in arg_lists]
+    return [f"cd {shlex.quote(str(CHECKOUT))}"] + [shlex.join(head + absolute_paths(args))
                                                    for args in arg_lists]
+
+
+# options whose values are paths (--config_files: several, space-separated)
+PATH_OPTIONS = ("config_files", "data_path", "init_from", "resume_from", "result_file",
+                "checkpoint_dir", "out", "results_dir", "storage_path", "space")
+
+
+def absolute_paths(args) -> list[str]:
+    """``--key=PATH`` arguments with relative paths made absolute (for a command that
+    changes folder first)."""
+    out = []
+    for arg in map(str, args):
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("-") in PATH_OPTIONS and value not in ("", "None", "~"):
+            value = " ".join(str(Path(v).absolute()) for v in value.split())
+            arg = f"{key}={value}"
+        out.append(arg)
+    return out
