@@ -1,10 +1,10 @@
-# Two entry points for a fresh machine: `make demo` and `make test` (README.md).
+# Entry points for a fresh machine: `make demo`, `make test` and `make wheel` (README.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install demo test clean
+.PHONY: install demo test wheel clean
 
 $(VENV)/.installed: requirements.lock setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,5 +24,9 @@ demo: install
 test: install
 	$(PY) -m pytest -q tests
 
+# a wheel in dist/ (properties/, dataset/Office and tuning/ ride along as package data)
+wheel: install
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --no-index -w dist .
+
 clean:
-	rm -rf $(VENV) log log_tensorboard saved
+	rm -rf $(VENV) log log_tensorboard saved build dist

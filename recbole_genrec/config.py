@@ -14,10 +14,8 @@ declared in the property file next to it and checked here
 """
 
 import difflib
-import re
 from pathlib import Path
 
-import yaml
 from recbole.config import Config
 from recbole.utils.argument_list import (
     dataset_arguments,
@@ -28,34 +26,15 @@ from recbole.utils.argument_list import (
 
 from recbole_genrec.errors import ConfigError
 from recbole_genrec.option_specs import check_options, read_specs
+from recbole_genrec.paths import DATA_ROOT, DATASET_ROOT, PROPERTIES
 from recbole_genrec.registry import get_loss, get_model, is_generative
+from recbole_genrec.yaml_file import read_yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PROPERTIES = PROJECT_ROOT / "properties"
-DATASET_ROOT = PROJECT_ROOT / "dataset"
+PROJECT_ROOT = DATA_ROOT  # (an alias; the paths live in recbole_genrec.paths)
 
 # options consumed by the entry point rather than by a property file
 RUN_OPTIONS = {"model", "dataset", "loss", "config_files", "result_file", "init_from",
                "resume_from", "local_rank"}
-
-
-# PyYAML (YAML 1.1) reads ``5e-6`` as a string; RecBole's config loader adds this
-# resolver so scientific notation without a dot is a float -- do the same here.
-_FLOAT = re.compile(
-    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+][0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""",
-    re.X,
-)
-
-
-class YamlLoader(yaml.SafeLoader):
-    """Safe loader that reads ``1e-5`` as a float, like RecBole's config files."""
-
-
-YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
 def property_files(model: str, dataset: str, loss: str | None) -> list[Path]:
@@ -66,21 +45,6 @@ def property_files(model: str, dataset: str, loss: str | None) -> list[Path]:
     if loss:
         files += [PROPERTIES / "loss" / f"{part}.yaml" for part in loss.split("+")]
     return [f for f in files if f.is_file()]
-
-
-def read_yaml(path, loader=YamlLoader) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.load(f.read(), Loader=loader)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: malformed YAML: {e}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
-    return data
 
 
 class GenRecConfig(Config):

@@ -1,4 +1,5 @@
-"""One error style for every command line of the project.
+"""One error style for every command line of the project, and the project's exceptions
+(imports nothing of the project: every module may use it).
 
 Bad input that the user can fix (an option, a file, the data) raises a
 :class:`UserError`, whose message reads ``<what> (<where>); <what to do>``.
@@ -26,6 +27,14 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A configuration file or option is invalid."""
+
+
+class DatasetFormatError(UserError, ValueError):
+    """A dataset file does not have the expected content."""
+
+
+class DatasetNotFoundError(UserError, FileNotFoundError):
+    """Neither the atomic files of a dataset nor its source folder exist."""
 
 
 class Interrupted(KeyboardInterrupt):

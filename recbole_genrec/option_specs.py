@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recbole_genrec.errors import ConfigError
+from recbole_genrec.paths import DATA_ROOT as _ROOT  # sources are shown relative to it
 
 _SET = re.compile(r"^(\w+)\s*:.*?#\s*\{([^}]*)\}")       # key: value  # {spec} ...
 _DECLARED = re.compile(r"^#\s*(\w+)\s*:\s*\{([^}]*)\}")  # # key: {spec} ...
 _BOUND = re.compile(r"^(>=|<=|>|<)\s*(\S+)$")
-_ROOT = Path(__file__).resolve().parents[1]  # sources are shown relative to the project
 _COMPARE = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 
 

@@ -32,12 +32,14 @@ from recbole.utils import init_logger, init_seed
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from recbole_genrec import distributed
-from recbole_genrec.config import PROJECT_ROOT, GenRecConfig
-from recbole_genrec.data.convert import DatasetNotFoundError, convert
+from recbole_genrec.config import GenRecConfig
+from recbole_genrec.data.convert import convert
 from recbole_genrec.data.dataset import GenRecDataset
-from recbole_genrec.errors import UserError
+from recbole_genrec.errors import DatasetNotFoundError, UserError
+from recbole_genrec.paths import RAW_DATA
 from recbole_genrec.progress import bars_enabled
 from recbole_genrec.registry import get_trainer
+from recbole_genrec.run_files import tensorboard_name
 from recbole_genrec.run_summary import model_summary
 from recbole_genrec.torch_threads import set_torch_threads
 from recbole_genrec.result_file import (check_replaceable, ensure_writable_folder,
@@ -45,13 +47,14 @@ from recbole_genrec.result_file import (check_replaceable, ensure_writable_folde
                                         resume_command, write_json, write_unfinished)
 from recbole_genrec.trainer import plain_config
 from recbole_genrec.trainer.checkpoint_io import load_checkpoint
-from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, run_name_for
+from recbole_genrec.trainer.tensorboard_run import TensorBoardRun
 
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+SHARED_DATA = RAW_DATA  # raw datasets (JSON, docs/data.md); $RECBOLE_GENREC_RAW_DATA
 
 
 def ensure_dataset(config) -> None:
-    """Convert ``shared/data/<D>`` on first use when ``<data_path>/<D>.inter`` is absent."""
+    """Convert the raw ``<SHARED_DATA>/<D>`` on first use when ``<data_path>/<D>.inter``
+    is absent."""
     name, path = config["dataset"], Path(config["data_path"])
     if (path / f"{name}.inter").is_file():
         return
@@ -62,24 +65,29 @@ def ensure_dataset(config) -> None:
     if not source.is_dir():
         raise DatasetNotFoundError(
             f"dataset {name!r}: neither {path / (name + '.inter')} nor {source} exists",
-            "--dataset / --data_path", "check the dataset name and --data_path (the folder "
-            "that holds <dataset>/<dataset>.inter)")
+            "--dataset / --data_path", "give the folder that holds <dataset>/<dataset>.inter "
+            "with --data_path=FOLDER, or the folder of raw JSON datasets with "
+            "RECBOLE_GENREC_RAW_DATA=FOLDER (docs/data.md)")
     report = convert(source, path, name, show_progress=bars_enabled(config["show_progress"]))
     logging.getLogger().info("converted %s", report.summary())
 
 
 def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
-        epoch_callback=None, result_file=None, saved=True) -> dict:
-    """Train, validate and test one configuration; write and return the result dict.
+        epoch_callback=None, result_file=None, saved=True, config=None) -> dict | None:
+    """Train, validate and test one configuration in this process (one rank of a
+    data-parallel run: :mod:`recbole_genrec.launcher` starts the ranks); write and return
+    the result dict (None on ranks other than 0).
 
     ``epoch_callback(epoch, valid_score, valid_result)`` is called after every
-    validation (hyperparameter search reports through it).
+    validation (hyperparameter search reports through it).  ``config``: the
+    :class:`GenRecConfig` of these arguments, when the caller has built it already.
     """
     start, cpu_start = perf_counter(), process_time()
-    config = GenRecConfig(model, dataset, config_files, config_dict, cmd_overrides)
-    if config["nproc"] > 1 and config["single_spec"]:  # start the ranks, each runs this
-        return run_data_parallel(model, dataset, config_files, config_dict, cmd_overrides,
-                                 result_file, config)
+    config = config or GenRecConfig(model, dataset, config_files, config_dict, cmd_overrides)
+    if config["nproc"] > 1 and config["single_spec"]:
+        raise UserError(f"nproc={config['nproc']} needs one process per rank", "quick_start.run",
+                        "start the run with recbole_genrec.launcher.launch (the recbole-genrec "
+                        "command does)")
     main = distributed.is_main()
     resume_state = (load_checkpoint(config["resume_from"], "--resume_from")
                     if config["resume_from"] else None)
@@ -120,8 +128,8 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
             model = config.model_class(config, train_data._dataset).to(config["device"])
             logger.info(model if config["verbose"] else model_summary(model))
             trainer = get_trainer(config.model_class)(config, model)
-            tensorboard_name = run_name_for(result_file, config["checkpoint_dir"])
-            trainer.tensorboard = TensorBoardRun(tensorboard_name, enabled=main)
+            trainer.tensorboard = TensorBoardRun(
+                tensorboard_name(result_file, config["checkpoint_dir"]), enabled=main)
             trainer.result_file = str(result_file)
             if config["init_from"]:
                 trainer.init_from_checkpoint(config["init_from"])
@@ -200,37 +208,6 @@ def run(model, dataset, config_files=None, config_dict=None, cmd_overrides=None,
     write_json(result_file, result)
     result["result_file"] = str(result_file)
     return result
-
-
-def run_data_parallel(model, dataset, config_files, config_dict, cmd_overrides, result_file,
-                      config) -> dict | None:
-    """``nproc`` processes, one rank each, on this machine (RecBole's ``run_recboles``);
-    rank 0's result, or None when rank 0 runs on another machine (``offset`` > 0)."""
-    import torch.multiprocessing as mp
-
-    if config["resume_from"]:
-        raise UserError("--resume_from is for one-process runs", "--nproc="
-                        f"{config['nproc']}", "resume without --nproc (the state holds rank 0's "
-                        "random streams only)")
-    shared = {**(config_dict or {}), "port": config["port"] or distributed.free_port()}
-    queue = mp.get_context("spawn").SimpleQueue()
-    mp.spawn(_run_rank, args=(model, dataset, config_files, shared, cmd_overrides, result_file,
-                              queue), nprocs=config["nproc"], join=True)
-    return None if queue.empty() else queue.get()
-
-
-def _run_rank(local_rank, model, dataset, config_files, config_dict, cmd_overrides,
-              result_file, queue):
-    import torch.distributed as dist
-
-    try:
-        result = run(model, dataset, config_files, {**config_dict, "local_rank": local_rank},
-                     cmd_overrides, result_file=result_file)
-        if result is not None:
-            queue.put(result)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 def _evaluation_marks(trainer, test_result, dataset, logger) -> dict:

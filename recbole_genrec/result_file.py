@@ -21,46 +21,17 @@ import json
 import logging
 import os
 import shlex
-import sys
 from pathlib import Path
 
-from recbole_genrec.config import PROJECT_ROOT
+from recbole_genrec import commands
 from recbole_genrec.errors import UserError
+from recbole_genrec.run_files import default_result_file, free_result_file, read_result
 from recbole_genrec.trainer.divergence import TrainingDiverged
-from recbole_genrec.trainer.sequential_trainer import run_name
-
-
-def default_result_file(config) -> Path:
-    return Path(config["checkpoint_dir"]) / f"{run_name(config)}.json"
-
-
-def read_result(path) -> dict | None:
-    """The result JSON at ``path``, or None (absent, unreadable, not a result)."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def holds_finished_result(path) -> bool:
     return (read_result(path) or {}).get("status") == "complete"
 
-
-def _holds_no_work(path: Path) -> bool:
-    """A stub of a run that failed before any epoch ended (nothing to resume or read)."""
-    data = read_result(path) or {}
-    return data.get("status") == "failed" and not data.get("epochs_done")
-
-
-def free_result_file(path: Path) -> Path:
-    """``path``, or the first of ``<stem>-2.json``, ``<stem>-3.json``, ... that does not
-    exist or holds a stub without work (see the module doc)."""
-    candidate, n = path, 1
-    while candidate.exists() and not _holds_no_work(candidate):
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
 
 
 def ensure_writable_folder(folder, option) -> None:
@@ -117,12 +88,11 @@ def check_replaceable(path: Path, option="--result_file") -> None:
 
 def resume_command(model, dataset, config_files, cmd_overrides, last_model_file) -> str:
     options = {k: v for k, v in (cmd_overrides or {}).items() if k != "resume_from"}
-    args = [sys.executable, str(PROJECT_ROOT / "run_recbole_genrec.py"), f"--model={model}",
-            f"--dataset={dataset}"]
+    args = [f"--model={model}", f"--dataset={dataset}"]
     if config_files:
         args.append(f"--config_files={' '.join(map(str, config_files))}")
     args += [f"--{k}={v}" for k, v in options.items()] + [f"--resume_from={last_model_file}"]
-    return shlex.join(args)
+    return shlex.join(commands.argv("run", args))
 
 
 def write_unfinished(result_file, header, trainer, error, saved, keep_finished=False):

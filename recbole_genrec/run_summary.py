@@ -11,13 +11,12 @@ summary at the end.
 * :func:`reevaluate_command` -- that command, from the run's own arguments.
 """
 
-import os
-import shlex
 import sys
 from pathlib import Path
 
-from recbole_genrec.config import PROJECT_ROOT
+from recbole_genrec import commands
 from recbole_genrec.progress import format_duration
+from recbole_genrec.run_files import eval_result_file
 
 TABLE_METRICS = [f"{m}@{k}" for m in ("recall", "ndcg") for k in (5, 10, 20)]
 # options the evaluate-only command sets itself (or that only shape training)
@@ -51,11 +50,9 @@ def reevaluate_command(argv: list[str], result: dict) -> str | None:
         return None
     kept = [a for a in argv
             if a.split("=", 1)[0].lstrip("-") not in NOT_REPEATED | {"model", "dataset"}]
-    stem, _ = os.path.splitext(result["result_file"])
-    args = [_as_typed(sys.executable), _as_typed(PROJECT_ROOT / "run_recbole_genrec.py"),
-            f"--model={result['model']}", f"--dataset={result['dataset']}", *kept,
-            "--epochs=0", f"--init_from={result['checkpoint']}", f"--result_file={stem}-eval.json"]
-    return shlex.join(args)
+    return commands.shown("run", [
+        f"--model={result['model']}", f"--dataset={result['dataset']}", *kept,
+        "--epochs=0", f"--init_from={result['checkpoint']}", f"--result_file={eval_result_file(result['result_file'])}"])
 
 
 def run_summary(result: dict, reevaluate: str | None = None) -> str:
@@ -135,11 +132,6 @@ def _number(value) -> str:
 def _tensorboard() -> str:
     """The ``tensorboard`` command of this interpreter's environment (``.venv/bin/``)."""
     beside = Path(sys.executable).parent / "tensorboard"
-    return _as_typed(beside) if beside.is_file() else "tensorboard"
+    return commands.as_typed(beside) if beside.is_file() else "tensorboard"
 
 
-def _as_typed(path) -> str:
-    """A path as one would type it here: relative below the working directory
-    (``.venv/bin/python``), absolute elsewhere."""
-    relative = os.path.relpath(path)
-    return str(path) if relative.startswith("..") else relative

@@ -1,4 +1,5 @@
-"""Semantic IDs for a RecBole dataset: ``python -m recbole_genrec.tokenize --dataset=D``.
+"""Semantic IDs for a RecBole dataset: ``recbole-genrec-tokenize --dataset=D``
+(in a clone also ``python -m recbole_genrec.tokenize --dataset=D``).
 
 Reads ``dataset/D/D.item`` (RecBole atomic file), embeds each item's text
 (or takes ``--embeddings=FILE.npy``), quantizes the embeddings into codes and
@@ -30,5 +31,10 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``recbole-genrec-tokenize`` command."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

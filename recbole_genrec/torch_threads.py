@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from recbole_genrec.config import ConfigError
+from recbole_genrec.errors import ConfigError
 
 
 def set_torch_threads(threads, logger) -> int:

@@ -12,7 +12,7 @@ Isolation (autouse, every test):
 Datasets:
 
 * ``make_dataset(root, name, sequences, codes=None, texts=None)`` writes the
-  shared JSON format (``shared/data/README.md``) into ``root/json/<name>/``,
+  raw JSON format (``docs/data.md``) into ``root/json/<name>/``,
   converts it with :func:`recbole_genrec.data.convert.convert` into
   ``root/<name>/<name>.inter`` and ``.item`` and returns ``root/<name>``.
   Pass ``config_dict={"data_path": str(root)}`` and dataset ``name`` to

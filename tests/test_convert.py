@@ -275,7 +275,7 @@ def test_missing_source_folder_is_one_line_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         f"error: source folder {tmp_path / 'nope'} does not exist (--src); give the folder that "
-        "holds <D>.inter.json and <D>.index.rq-kmeans.json (see shared/data/README.md)"]
+        "holds <D>.inter.json and <D>.index.rq-kmeans.json (format: docs/data.md)"]
 
 
 def test_atomic_item_file_with_a_repeated_item_is_an_error(tmp_path):

@@ -1,6 +1,6 @@
 """Bad input as a user hits it (issue 21): each case ends in one line ``error: ...``
 naming the input and what to do, exit status 2, and nothing already written is lost.
-RELIABILITY.md lists every case with its test."""
+docs/reliability.md lists every case with its test."""
 
 import json
 import shutil

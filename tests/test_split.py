@@ -1,4 +1,4 @@
-"""The leave-one-out split (shared/data/README.md protocol) and the dataset's input checks.
+"""The leave-one-out split (the protocol of docs/data.md) and the dataset's input checks.
 
 Protocol: for each user the last item is the test target, the second last the
 validation target, every earlier position (from the 2nd item) a training

@@ -1,8 +1,8 @@
-"""Hyperparameter search (Ray Tune + Optuna) and significance testing against baselines.
+"""Hyperparameter search (Ray Tune + Optuna), multi-seed comparisons with significance
+tests, and one-command reproductions (``tuning/README.md``).
 
-* ``python -m tuning.search``  -- search a model's / loss's hyperparameters (``search.py``)
-* ``python -m tuning.compare`` -- several runs x seeds -> Table-1-style table with
-  significance markers (``compare.py``, statistics in ``significance.py``)
-
-See ``tuning/README.md``.
+In a clone this folder is the package ``tuning`` (``python -m tuning.search``);
+installed, it is ``recbole_genrec.tuning`` with the commands ``recbole-genrec-search``,
+``recbole-genrec-compare`` and ``recbole-genrec-reproduce``.  Its modules import each
+other relatively, so both names work.
 """

@@ -5,6 +5,8 @@ plain with :func:`recbole_genrec.trainer.plain_value`."""
 
 from pathlib import Path
 
+from recbole_genrec.run_files import last_checkpoint
+
 
 def typed_overrides(overrides: dict) -> dict:
     """Command-line ``--key=value`` strings -> the typed values RecBole's config makes of them.
@@ -34,6 +36,5 @@ def remove_checkpoint(path) -> None:
     """Delete a run's best checkpoint and its training state (``<name>-last.pth``).
     Their folder stays: parallel runs that share it may be about to write into it
     (removing an empty folder raced with their start)."""
-    path = Path(path)
-    path.unlink(missing_ok=True)
-    path.with_name(f"{path.stem}-last{path.suffix}").unlink(missing_ok=True)
+    Path(path).unlink(missing_ok=True)
+    Path(last_checkpoint(path)).unlink(missing_ok=True)

@@ -46,18 +46,18 @@ import csv
 import json
 import math
 import re
-import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from recbole_genrec import commands
 from recbole_genrec.cli import UsageError
-from recbole_genrec.config import read_yaml
+from recbole_genrec.yaml_file import read_yaml
 from recbole_genrec.errors import ConfigError, run_cli
-from tuning import significance as sig
-from tuning.common import is_complete, remove_checkpoint, resume_point, typed_overrides
+from . import significance as sig
+from .common import is_complete, remove_checkpoint, resume_point, typed_overrides
 
 DEFAULT_METRICS = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 DEFAULT_FIRST_SEED = 2020  # RecBole's default seed: --seeds=1 reproduces a plain run
@@ -135,16 +135,16 @@ def result_path(results_dir: Path, run: RunSpec, seed: int) -> Path:
     return Path(results_dir) / run.slug / f"seed{seed}.json"
 
 
-def run_command(run: RunSpec, dataset: str, seed: int, overrides: dict, path: Path) -> str:
-    """The ``run_recbole_genrec.py`` command that produces ``path``."""
-    args = ["python", "run_recbole_genrec.py", f"--model={run.model}", f"--dataset={dataset}"]
+def run_command(run: RunSpec, dataset: str, seed: int, overrides: dict, path: Path) -> list:
+    """The arguments of the run that produces ``path``."""
+    args = [f"--model={run.model}", f"--dataset={dataset}"]
     if run.loss:
         args.append(f"--loss={run.loss}")
     if run.config_file:
         args.append(f"--config_files={run.config_file}")
     args += [f"--{k}={v}" for k, v in overrides.items()]
     args += [f"--seed={seed}", f"--result_file={path}"]
-    return shlex.join(args)
+    return args
 
 
 def expected_settings(run: RunSpec, dataset: str, seed: int, overrides: dict) -> dict:
@@ -202,7 +202,7 @@ def load_or_train(run: RunSpec, dataset: str, seed: int, overrides: dict, result
               + ("resuming it" if resume else "training it again"))
     if not train:
         return None
-    from recbole_genrec.quick_start import run as quick_run
+    from recbole_genrec.launcher import launch as quick_run
 
     cmd = {**overrides, "seed": str(seed)}
     if run.loss:
@@ -513,8 +513,8 @@ def main(argv=None) -> Table | None:
             except KeyboardInterrupt:
                 print(f"\n[compare] INTERRUPTED; finished runs are kept in {results_dir}; "
                       "continue with the same command (the interrupted run resumes from its "
-                      "last epoch):\n  " + shlex.join([sys.executable, "-m", "tuning.compare",
-                                                      *(sys.argv[1:] if argv is None else argv)]),
+                      "last epoch):\n  " + commands.shown(
+                          "compare", sys.argv[1:] if argv is None else argv),
                       flush=True)
                 raise
             if result is None:
@@ -523,7 +523,7 @@ def main(argv=None) -> Table | None:
             results[run.label].append(result)
     if missing:
         print(f"{len(missing)} result(s) missing under {results_dir}; produce them with:")
-        print("\n".join(missing))
+        print("\n".join(commands.shown_from_checkout("run", missing)))
         raise SystemExit(2)
 
     try:  # results that cannot be compared (other users, no per-user ranks, no metric)
@@ -544,5 +544,10 @@ def _is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console command's entry point."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

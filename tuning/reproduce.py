@@ -41,7 +41,6 @@ import csv
 import json
 import math
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -52,15 +51,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 from recbole_genrec.cli import UsageError
-from recbole_genrec.config import PROJECT_ROOT, read_yaml
+from recbole_genrec.paths import CHECKOUT
+from recbole_genrec import commands
+from recbole_genrec.yaml_file import read_yaml
 from recbole_genrec.errors import run_cli
 from recbole_genrec.registry import get_model, is_generative
-from tuning import compare, figures
-from tuning.common import is_complete, remove_checkpoint, resume_point, typed_overrides
+from . import compare, figures
+from .common import is_complete, remove_checkpoint, resume_point, typed_overrides
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
 INVOCATIONS = "invocations.jsonl"  # one line per invocation: command, start, wall time, runs done
-ENTRY_POINT = PROJECT_ROOT / "run_recbole_genrec.py"
 
 
 @dataclass(frozen=True)
@@ -180,14 +180,13 @@ def result_path(out: Path, run: Run, seed: int) -> Path:
 
 
 def command(profile: Profile, run: Run, seed: int, result_file: Path, extra=None) -> list:
-    args = [sys.executable, str(ENTRY_POINT), f"--model={run.model}",
-            f"--dataset={profile.dataset}"]
+    args = [f"--model={run.model}", f"--dataset={profile.dataset}"]
     if run.loss:
         args.append(f"--loss={run.loss}")
     options = {**run_overrides(profile, run), **(extra or {}), "seed": seed,
                "result_file": str(result_file)}
     args += [f"--{k}={_cli_value(v)}" for k, v in options.items()]
-    return args
+    return commands.argv("run", args)
 
 
 def _cli_value(value) -> str:
@@ -200,7 +199,7 @@ def _cli_value(value) -> str:
 def worker_env(threads: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = commands.pythonpath(env.get("PYTHONPATH"))
     return env
 
 
@@ -239,7 +238,7 @@ def execute(args: list, log: Path, env: dict) -> tuple[int, float]:
         f.write(" ".join(args) + "\n")
         f.flush()
         code = subprocess.call(args, stdout=f, stderr=subprocess.STDOUT, env=env,
-                               cwd=PROJECT_ROOT)
+                               cwd=CHECKOUT)
     return code, time.perf_counter() - start
 
 
@@ -339,9 +338,10 @@ def sensitivity_trials(profile: Profile, out: Path, overrides: dict) -> tuple[Pa
         return None, "the profile declares no sensitivity search"
     trials = out / "search" / "sensitivity" / "trials.csv"
     if not trials.is_file():
-        args = [sys.executable, "-m", "tuning.search", *map(str, spec["search"]),
-                f"--dataset={profile.dataset}", f"--storage_path={out / 'search'}",
-                "--name=sensitivity", *(f"--{k}={v}" for k, v in overrides.items())]
+        args = commands.argv("search", [
+            *map(str, spec["search"]), f"--dataset={profile.dataset}",
+            f"--storage_path={out / 'search'}", "--name=sensitivity",
+            *(f"--{k}={v}" for k, v in overrides.items())])
         code, seconds = execute(args, out / "logs" / "sensitivity-search.log",
                                 worker_env(spec.get("threads", 1)))
         print(f"[reproduce] sensitivity search: exit {code} after {seconds:.0f}s", flush=True)
@@ -501,7 +501,7 @@ def main(argv=None) -> Path:
         print(f"\n[reproduce] INTERRUPTED: {complete_runs(out)} finished run(s) are kept in "
               f"{out / 'runs'}; continue with the same command (finished runs are skipped, "
               "unfinished ones resume from their last epoch):\n  "
-              + shlex.join([sys.executable, "-m", "tuning.reproduce", *argv]), flush=True)
+              + commands.shown("reproduce", argv), flush=True)
         raise
     runs_done = complete_runs(out) - runs_before
     with open(out / INVOCATIONS, "a", encoding="utf-8") as f:
@@ -513,5 +513,10 @@ def main(argv=None) -> Path:
     return report
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console command's entry point."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -47,7 +47,6 @@ import json
 import math
 import os
 import re
-import shlex
 import signal
 import sys
 import time
@@ -57,14 +56,14 @@ from pathlib import Path
 import yaml
 from ray import tune
 
-from recbole_genrec.config import read_yaml
+from recbole_genrec import commands
+from recbole_genrec.yaml_file import read_yaml
 from recbole_genrec.progress import bars_enabled, format_duration, progress_bar, time_left
 from recbole_genrec.trainer import plain_value
 from recbole_genrec.cli import UsageError
 from recbole_genrec.errors import run_cli
-from tuning.common import remove_checkpoint, typed_overrides
+from .common import remove_checkpoint, typed_overrides
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SPACES_DIR = Path(__file__).resolve().parent / "spaces"
 SPACE_TYPES = ("choice", "uniform", "loguniform", "randint")
 RESERVED_SPACE_KEYS = ("points_to_evaluate",)
@@ -217,7 +216,7 @@ def train_trial(params: dict, settings: SearchSettings) -> None:
     """
     import ray
 
-    from recbole_genrec.quick_start import run
+    from recbole_genrec.launcher import launch as run
 
     trial_dir = Path.cwd()
     if os.environ.get("TUNE_ORIG_WORKING_DIR") == str(trial_dir):  # RAY_CHDIR_TO_TRIAL_DIR=0
@@ -259,7 +258,7 @@ def worker_env() -> dict:
     its own working folder (Ray's default, forced in case the caller disabled it)."""
     path = os.environ.get("PYTHONPATH", "")
     return {"RAY_CHDIR_TO_TRIAL_DIR": "1",
-            "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), path) if p)}
+            "PYTHONPATH": commands.pythonpath(path)}
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None,
@@ -468,8 +467,8 @@ def write_best_yaml(settings: SearchSettings, row: dict, path: Path, exp_dir: Pa
         *([f"# {interrupted}"] if interrupted else []),
         f"# {settings.metric} (valid, best epoch {row['best_epoch']}) = {row['objective']:.6g}",
         f"# searched: {', '.join(settings.space)}; space {settings.space_file}",
-        f"# python run_recbole_genrec.py --model={settings.model}{loss} "
-        f"--dataset={settings.dataset} --config_files={path}",
+        "# " + commands.shown("run", [f"--model={settings.model}", *loss.split(),
+                                      f"--dataset={settings.dataset}", f"--config_files={path}"]),
     ]
     body = yaml.safe_dump(best_config(settings, row), sort_keys=False, default_flow_style=False)
     path.write_text("\n".join(header) + "\n" + body, encoding="utf-8")
@@ -669,12 +668,11 @@ def stop_like_ctrl_c_on_sigterm() -> None:
 def resume_command(exp_dir: Path, args) -> str:
     """The command line that continues this search: the experiment plus the options that
     are not saved with it (the Ray cluster and the driver's output)."""
-    cmd = [sys.executable, "-m", "tuning.search", "--resume",
-           f"--storage_path={exp_dir.parent}", f"--name={exp_dir.name}"]
+    cmd = ["--resume", f"--storage_path={exp_dir.parent}", f"--name={exp_dir.name}"]
     cmd += [f"--address={args.address}"] if args.address else []
     cmd += [f"--num_cpus={args.num_cpus}"] if args.num_cpus else []
     cmd += ["--verbose"] if args.verbose else []
-    return f"cd {shlex.quote(str(PROJECT_ROOT))} && {shlex.join(cmd)}"
+    return commands.shown("search", cmd)
 
 
 def print_summary(outputs: dict, settings: SearchSettings, exp_dir: Path, resume: str) -> None:
@@ -712,5 +710,10 @@ def _first_line(error) -> str:
     return (text[-1] if text else type(error).__name__)[:300]
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console command's entry point."""
     run_cli(lambda argv: EXIT_INTERRUPTED if main(argv)["interrupted"] else 0)
+
+
+if __name__ == "__main__":
+    cli()

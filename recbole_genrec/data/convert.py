@@ -1,6 +1,6 @@
 """Convert the APAO release's JSON datasets into RecBole atomic files.
 
-Input folder ``<src>`` (see ``shared/data/README.md``)::
+Input folder ``<src>`` (format: ``docs/data.md``)::
 
     <D>.inter.json            {"<user>": [item, ...]}   oldest first   (required)
     <D>.index.rq-kmeans.json  {"<item>": ["<a_159>", "<b_42>", ...]} (required)
@@ -29,7 +29,7 @@ Writing the files shows a progress bar (users, then items) when
 
 CLI::
 
-    python -m recbole_genrec.data.convert --src ../shared/data/Office --dst dataset/Office
+    python -m recbole_genrec.data.convert --src raw/Office --dst dataset/Office
 """
 
 import argparse
@@ -41,21 +41,13 @@ from pathlib import Path
 
 import numpy as np
 
-from recbole_genrec.errors import UserError, run_cli
+from recbole_genrec.errors import DatasetFormatError, UserError, run_cli
 from recbole_genrec.progress import bars_enabled, progress_bar
 from recbole_genrec.tokenizer.code_report import code_quality, collision_summary, format_report
 
 TEXT_FIELDS = ("title", "description", "brand", "categories")
 _CODE_TOKEN = re.compile(r"^<([a-z])_(\d+)>$")
 _WHITESPACE = re.compile(r"[\t\r\n]+")
-
-
-class DatasetFormatError(UserError, ValueError):
-    """A dataset file does not have the expected content."""
-
-
-class DatasetNotFoundError(UserError, FileNotFoundError):
-    """Neither the atomic files of a dataset nor its source folder exist."""
 
 
 @dataclass
@@ -208,7 +200,7 @@ def convert(src: Path, dst: Path, name: str | None = None, show_progress: bool =
     """Convert ``src`` into atomic files in ``dst``; returns the report.
 
     A source that holds RecBole atomic files (``<D>.inter``, no ``<D>.inter.json``,
-    e.g. ``shared/data/ml-100k``) is imported by
+    e.g. RecBole's ``ml-100k``) is imported by
     :func:`recbole_genrec.data.import_atomic.import_atomic` instead; its items get
     semantic IDs from ``python -m recbole_genrec.tokenize``.
     """
@@ -216,7 +208,7 @@ def convert(src: Path, dst: Path, name: str | None = None, show_progress: bool =
     if not src.is_dir():
         raise DatasetFormatError(f"source folder {src} does not exist", "--src",
                                  "give the folder that holds <D>.inter.json and "
-                                 "<D>.index.rq-kmeans.json (see shared/data/README.md)")
+                                 "<D>.index.rq-kmeans.json (format: docs/data.md)")
     name = name or src.name
     inter_path = src / f"{name}.inter.json"
     index_path = src / f"{name}.index.rq-kmeans.json"

@@ -29,19 +29,20 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import FeatureSource
 
-from recbole_genrec.config import DATASET_ROOT
-from recbole_genrec.data.convert import DatasetFormatError
+from recbole_genrec import commands
+from recbole_genrec.paths import DATASET_ROOT
+from recbole_genrec.errors import DatasetFormatError
 from recbole_genrec.data.sequence_windows import TRAINED_TARGETS, sequence_rows
 
 
 def tokenize_command(config) -> str:
     """The command that writes the semantic-ID column this config reads."""
-    command = f"python -m recbole_genrec.tokenize --dataset={config['dataset']}"
+    args = [f"--dataset={config['dataset']}"]
     if Path(config["data_path"]).resolve().parent != DATASET_ROOT.resolve():
-        command += f" --data_path={Path(config['data_path']).parent}"
+        args.append(f"--data_path={Path(config['data_path']).parent}")
     if config["sem_id_field"] != "sem_ids":
-        command += f" --sem_id_field={config['sem_id_field']}"
-    return command
+        args.append(f"--sem_id_field={config['sem_id_field']}")
+    return commands.shown("tokenize", args)
 
 
 def missing_semantic_ids(config, item_path, what: str) -> DatasetFormatError:
@@ -50,7 +51,7 @@ def missing_semantic_ids(config, item_path, what: str) -> DatasetFormatError:
         f"('{config['sem_id_field']}', read by every model of this project: load_col). "
         f"Create them from the item text (or your embeddings) with:\n"
         f"    {tokenize_command(config)}\n"
-        f"(see README, 'Semantic IDs for your own dataset')")
+        f"(docs/data.md)")
 
 
 def _check_row_widths(filepath, separator: str, encoding: str) -> None:

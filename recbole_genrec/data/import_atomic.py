@@ -18,9 +18,9 @@ the count), since the models need each item's semantic ID.
 
 CLI::
 
-    python -m recbole_genrec.data.import_atomic --src ../shared/data/ml-100k --dst dataset/ml-100k
+    python -m recbole_genrec.data.import_atomic --src raw/ml-100k --dst dataset/ml-100k
 
-then ``python -m recbole_genrec.tokenize --dataset=ml-100k`` writes the semantic IDs.
+then ``recbole-genrec-tokenize --dataset=ml-100k`` writes the semantic IDs.
 """
 
 import argparse
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recbole_genrec.data.convert import DatasetFormatError
+from recbole_genrec.errors import DatasetFormatError
 
 REQUIRED = ("user_id", "item_id", "timestamp")
 

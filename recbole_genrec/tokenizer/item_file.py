@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recbole_genrec.data.convert import DatasetFormatError
+from recbole_genrec.errors import DatasetFormatError
 
 TEXT_TYPES = ("token", "token_seq")
 

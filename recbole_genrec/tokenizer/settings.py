@@ -14,7 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from recbole_genrec.config import DATASET_ROOT, PROPERTIES, ConfigError, YamlLoader, read_yaml
+from recbole_genrec.errors import ConfigError
+from recbole_genrec.paths import DATASET_ROOT, PROPERTIES
+from recbole_genrec.yaml_file import YamlLoader, read_yaml
 from recbole_genrec.option_specs import check_options, read_specs
 
 DEFAULTS_FILE = PROPERTIES / "tokenizer.yaml"

@@ -22,7 +22,7 @@ from time import perf_counter
 
 import numpy as np
 
-from recbole_genrec.config import ConfigError
+from recbole_genrec.errors import ConfigError
 from recbole_genrec.tokenizer.settings import DEFAULT_ENCODER
 
 CACHE_FOLDER = "tokenizer_cache"

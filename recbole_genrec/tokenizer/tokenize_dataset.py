@@ -23,8 +23,8 @@ from time import perf_counter
 
 import numpy as np
 
-from recbole_genrec.config import ConfigError
-from recbole_genrec.data.convert import DatasetFormatError
+from recbole_genrec import commands
+from recbole_genrec.errors import ConfigError, DatasetFormatError
 from recbole_genrec.tokenizer.code_report import (
     code_quality,
     collision_summary,
@@ -228,7 +228,7 @@ def handle_collisions(quantization, embeddings: np.ndarray, rule: str):
 
 
 def reproduce_command(s: TokenizerSettings) -> str:
-    parts = ["python -m recbole_genrec.tokenize", f"--dataset={s.dataset}"]
+    parts = [f"--dataset={s.dataset}"]
     if s.data_path:
         parts.append(f"--data_path={s.data_path}")
     if s.embeddings:
@@ -243,4 +243,4 @@ def reproduce_command(s: TokenizerSettings) -> str:
         elif isinstance(value, bool):
             value = str(value).lower()
         parts.append(f"--{name}={value}")
-    return " ".join(parts)
+    return commands.shown("tokenize", parts)

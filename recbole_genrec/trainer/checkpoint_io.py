@@ -45,7 +45,7 @@ def load_checkpoint(path, option: str, device="cpu") -> dict:
                         "e.g. the run's best checkpoint or its -last.pth") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise UserError(f"{option}={path} holds no model state_dict", None,
-                        "give a checkpoint written by run_recbole_genrec.py")
+                        "give a checkpoint written by recbole-genrec (run_recbole_genrec.py)")
     return checkpoint
 
 

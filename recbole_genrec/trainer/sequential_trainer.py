@@ -35,6 +35,7 @@ from recbole_genrec import distributed
 from recbole_genrec.errors import ConfigError
 from recbole_genrec.plain_data import plain_checkpoint, plain_config, plain_value  # noqa: F401
 from recbole_genrec.progress import format_duration, progress_bar, time_left
+from recbole_genrec.run_files import last_checkpoint, run_name
 from recbole_genrec.trainer.checkpoint_io import atomic_save, load_checkpoint, restore_rng, rng_state
 from recbole_genrec.trainer.divergence import DivergenceMonitor
 from recbole_genrec.trainer.tensorboard_run import TensorBoardRun, discard_writer
@@ -61,12 +62,6 @@ RESUME_MAY_DIFFER = {"resume_from", "result_file", "show_progress", "verbose", "
 
 class TrainingBudgetReached(Exception):
     """Raised before an epoch that would overrun ``train_time_budget``."""
-
-
-def run_name(config) -> str:
-    """``<model>-<dataset>-<loss>``: the default name of a run's result JSON and
-    TensorBoard folder."""
-    return f"{config['model']}-{config['dataset']}-{config['loss'] or 'default'}"
 
 
 class _CountedBatches:
@@ -101,7 +96,7 @@ class SequentialTrainer(Trainer):
             f"{stem.replace(config['model'], config['model'] + '-' + config['dataset'], 1)}"
             f"-{os.getpid()}-{uuid.uuid4().hex[:6]}.pth")))  # rank 0's name on every rank
         # the whole training state after every epoch (resume), next to the best model
-        self.last_model_file = self.saved_model_file[: -len(".pth")] + "-last.pth"
+        self.last_model_file = last_checkpoint(self.saved_model_file)
         self._saving = False
         self._train_data = None
         self._resumed = None  # the training state loaded by resume_from

@@ -22,18 +22,9 @@ from pathlib import Path
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
+from recbole_genrec.run_files import tensorboard_name as run_name_for  # noqa: F401
+
 TENSORBOARD_ROOT = "log_tensorboard"  # relative to the working directory, as in RecBole
-
-
-def run_name_for(result_file, checkpoint_dir) -> str:
-    """The run's folder name: the result JSON's stem (``TIGER-Office-apao``), or
-    ``<its folder>-<stem>`` when the JSON lies elsewhere than ``checkpoint_dir`` or
-    the working directory (``runs/TIGER_apao/seed2020.json`` -> ``TIGER_apao-seed2020``),
-    so the runs of a grid get distinct folders."""
-    result_file = Path(result_file).resolve()
-    if result_file.parent in (Path(checkpoint_dir).resolve(), Path.cwd().resolve()):
-        return result_file.stem
-    return f"{result_file.parent.name}-{result_file.stem}"
 
 
 def discard_writer(writer: SummaryWriter) -> None:
