@@ -354,6 +354,8 @@ def sensitivity_trials(profile: Profile, out: Path, overrides: dict) -> tuple[Pa
 def paper_rows(profile: Profile, results: dict) -> list[dict]:
     rows = []
     for run_name, numbers in profile.paper.items():
+        if run_name not in results:  # left out by --only
+            continue
         values = [r for r in results[run_name] if r is not None]
         for metric, paper_value in numbers.items():
             ours = [float(r["test"][metric]) for r in values]
