@@ -277,6 +277,8 @@ def test_llm_rec_learns_the_rule_with_bear(tmp_path, monkeypatch):
                  texts={i: {"title": t} for i, t in rule_titles(N_RULE_ITEMS).items()})
     options = {"learning_rate": 0.01, "train_batch_size": 64, "micro_batch_size": 64,
                "eval_batch_size": 512, "epochs": 12, "eval_step": 12, "stopping_step": 10,
+               # the learning tests' evaluation (LLMRec.yaml's defaults are BEAR's: B = 10, Hit/NDCG)
+               "beam_size": 20, "metrics": "['Recall','NDCG','Hit']", "topk": "[5,10]",
                "seed": 2024, "warmup_ratio": 0.05, "pruning_rate_users": 8,
                "MAX_ITEM_LIST_LENGTH": 5, "prompt_template": "History: {history}. Next:",
                "random_hidden_size": 32, "random_layers": 2, "random_heads": 2,
